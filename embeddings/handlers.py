@@ -1,0 +1,136 @@
+"""AWS Lambda handlers: ``embeddings.handlers.embed`` and ``embeddings.handlers.sentiment``.
+
+Each handler parses the event, calls the model, and returns a JSON-able dict. Models load once per
+process, at import time (Lambda's init phase), never per request; nothing here touches the network.
+Bad events never raise: they return Lambda's error shape ``{"errorType", "errorMessage"}`` plus
+``"field"``, the part of the event that was wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from embeddings.errors import FunctionError, InvalidRequest
+from embeddings.payload import ENCODINGS, encode_vectors
+from embeddings.runtime import Model, Timings, get_model
+
+DEFAULT_EMBEDDING_MODEL = os.environ.get("EMBEDDINGS_MODEL", "minilm-l6")
+DEFAULT_SENTIMENT_MODEL = os.environ.get("SENTIMENT_MODEL", "sentiment-minilm-l3")
+MAX_TEXTS = 64
+
+
+def max_chars() -> int:
+    value = os.environ.get("EMBEDDINGS_MAX_CHARS", "300")
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"EMBEDDINGS_MAX_CHARS must be a positive whole number, got {value!r}")
+    return int(value)
+
+
+MAX_CHARS = max_chars()
+_state = {"calls": 0}
+
+
+def _texts(event: dict[str, Any]) -> list[str]:
+    texts = event.get("texts")
+    if texts is None:
+        raise InvalidRequest("texts: required, a list of 1 to 64 strings", field="texts")
+    if not isinstance(texts, list):
+        raise InvalidRequest(f"texts: must be a list of strings, got {type(texts).__name__}", field="texts")
+    if not 1 <= len(texts) <= MAX_TEXTS:
+        raise InvalidRequest(f"texts: must hold 1 to {MAX_TEXTS} strings, got {len(texts)}", field="texts")
+    for i, text in enumerate(texts):
+        where = f"texts[{i}]"
+        if not isinstance(text, str):
+            raise InvalidRequest(f"{where}: must be a string, got {type(text).__name__}", field=where)
+        if not text.strip():
+            raise InvalidRequest(f"{where}: must not be empty", field=where)
+        if len(text) > MAX_CHARS:
+            raise InvalidRequest(f"{where}: {len(text)} characters, at most {MAX_CHARS} allowed", field=where)
+    return texts
+
+
+def _model(event: dict[str, Any], task: str, default: str) -> Model:
+    name = event.get("model", default)
+    if not isinstance(name, str):
+        raise InvalidRequest("model: must be a string", field="model")
+    model = get_model(name)
+    if model.card.task != task:
+        raise InvalidRequest(f"model: {name!r} is a {model.card.task} model, not {task}", field="model")
+    return model
+
+
+def _encoding(event: dict[str, Any]) -> str:
+    encoding = event.get("encoding", "json")
+    if encoding not in ENCODINGS:
+        raise InvalidRequest(f"encoding: must be one of {list(ENCODINGS)}, got {encoding!r}", field="encoding")
+    return encoding
+
+
+def _error(exc: FunctionError) -> dict[str, Any]:
+    return {"errorType": exc.error_type, "errorMessage": exc.message, "field": exc.field}
+
+
+def _handle(work: Callable[[dict[str, Any], Timings], dict[str, Any]], event: Any) -> dict[str, Any]:
+    start = time.perf_counter()
+    cold = _state["calls"] == 0
+    _state["calls"] += 1
+    try:
+        if not isinstance(event, dict):
+            raise InvalidRequest(f"event: must be a JSON object, got {type(event).__name__}", field="event")
+        timings = Timings()
+        response = work(event, timings)
+    except FunctionError as exc:
+        return _error(exc)
+    response["timings_ms"] = timings.as_dict((time.perf_counter() - start) * 1000)
+    response["cold"] = cold
+    return response
+
+
+def _embed(event: dict[str, Any], timings: Timings) -> dict[str, Any]:
+    texts = _texts(event)
+    model = _model(event, "embedding", DEFAULT_EMBEDDING_MODEL)
+    encoding = _encoding(event)
+    vectors = model.embed(texts, timings)
+    return {"model": model.card.name, "dim": int(vectors.shape[1]), "encoding": encoding, "embeddings": encode_vectors(vectors, encoding)}
+
+
+def _sentiment(event: dict[str, Any], timings: Timings) -> dict[str, Any]:
+    texts = _texts(event)
+    model = _model(event, "sentiment", DEFAULT_SENTIMENT_MODEL)
+    probabilities = model.classify(texts, timings)
+    labels = model.card.labels
+    results = [
+        {"label": labels[int(row.argmax())], "scores": {label: round(float(p), 6) for label, p in zip(labels, row)}}
+        for row in probabilities
+    ]
+    return {"model": model.card.name, "results": results}
+
+
+def embed(event: Any, context: Any = None) -> dict[str, Any]:
+    """Sentence vectors: ``{"texts": [...], "model"?, "encoding"?: "json"|"base64"}``."""
+    return _handle(_embed, event)
+
+
+def sentiment(event: Any, context: Any = None) -> dict[str, Any]:
+    """Sentiment labels and probabilities: ``{"texts": [...], "model"?}``."""
+    return _handle(_sentiment, event)
+
+
+FUNCTIONS: dict[str, Callable[[Any, Any], dict[str, Any]]] = {"embed": embed, "sentiment": sentiment}
+
+
+def _preload() -> None:
+    """Load the models this process will serve during init, so the first request is warm.
+
+    ``EMBEDDINGS_PRELOAD`` is a comma-separated list of model names (a Lambda function sets the
+    one it serves); empty disables preloading. By default both default models load.
+    """
+    names = os.environ.get("EMBEDDINGS_PRELOAD", f"{DEFAULT_EMBEDDING_MODEL},{DEFAULT_SENTIMENT_MODEL}")
+    for name in filter(None, (n.strip() for n in names.split(","))):
+        get_model(name)
+
+
+_preload()

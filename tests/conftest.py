@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+os.environ.setdefault("EMBEDDINGS_THREADS", "1")
+
+
+def run_module(module: str, *args: str, env: dict[str, str] | None = None) -> tuple[int, Any, str]:
+    """Run ``python -m module args``; returns (exit code, the parsed last stdout line or None, stderr)."""
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    lines = out.stdout.strip().splitlines()
+    try:
+        parsed = json.loads(lines[-1]) if lines else None
+    except json.JSONDecodeError:
+        parsed = None
+    return out.returncode, parsed, out.stderr
+
+
+@pytest.fixture
+def write_tsv(tmp_path: Path):
+    def write(name: str, header: str, rows: list[str]) -> Path:
+        path = tmp_path / name
+        path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+        return path
+
+    return write

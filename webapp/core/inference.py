@@ -1,0 +1,26 @@
+"""The web app's handle on the functions, built once per process from settings."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from django.conf import settings
+
+from embeddings.cards import Thresholds, load_card
+from embeddings.client import Functions, get_functions
+
+DEFAULT_EMBEDDING_MODEL = "minilm-l6"
+
+
+@cache
+def functions() -> Functions:
+    return get_functions(settings.INFERENCE_BACKEND, settings.EMBEDDING_MODEL, settings.SENTIMENT_MODEL)
+
+
+@cache
+def model_thresholds() -> Thresholds:
+    """The embedding model's calibrated thresholds, from its card."""
+    card = load_card(settings.EMBEDDING_MODEL or DEFAULT_EMBEDDING_MODEL)
+    if card.thresholds is None:
+        raise LookupError(f"model {card.name!r} has no calibrated thresholds: run python -m embeddings.calibrate")
+    return card.thresholds

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from embeddings.cards import available, load_card
+from embeddings.errors import FunctionError
+from webapp.core import ratelimit
+from webapp.core.forms import CompareForm
+from webapp.core.inference import functions, model_thresholds
+
+COMPARE_LIMIT_PER_MINUTE = 30
+
+
+def compare(a: str, b: str) -> dict[str, Any]:
+    """Similarity, verdict and sentiment of two questions, through the functions."""
+    calls = functions()
+    vectors = calls.embed([a, b])
+    similarity = float(vectors[0] @ vectors[1])
+    moods = calls.sentiment([a, b])
+    return {
+        "similarity": round(similarity, 4),
+        "kind": model_thresholds().classify(similarity),
+        "sentiment": [{"label": m.label, "scores": m.scores} for m in moods],
+    }
+
+
+def _models() -> list[dict[str, Any]]:
+    cards = [load_card(name) for name in available()]
+    return [
+        {
+            "name": c.name,
+            "task": c.task,
+            "role": c.raw.get("role", ""),
+            "size_mb": c.raw.get("size_mb"),
+            "metrics": c.raw.get("metrics", {}),
+            "thresholds": c.thresholds,
+        }
+        for c in cards
+    ]
+
+
+@require_http_methods(["GET", "POST"])
+def home(request: HttpRequest) -> HttpResponse:
+    form = CompareForm(request.POST or None)
+    result, status = None, 200
+    if request.method == "POST":
+        if not ratelimit.allow("compare", ratelimit.client_address(request), COMPARE_LIMIT_PER_MINUTE):
+            status = 429
+            form.add_error(None, "Too many requests: try again in a minute.")
+        elif form.is_valid():
+            try:
+                result = compare(form.cleaned_data["a"], form.cleaned_data["b"])
+            except FunctionError as exc:
+                status = 503 if exc.retryable else 400
+                form.add_error(None, f"The functions could not answer: {exc.message}")
+        else:
+            status = 400
+    context = {"form": form, "result": result, "models": _models(), "backend": settings.INFERENCE_BACKEND}
+    return render(request, "core/home.html", context, status=status)
+
+
+@require_http_methods(["POST"])
+def api_compare(request: HttpRequest) -> JsonResponse:
+    """``POST {"a": "...", "b": "..."}`` -> similarity, duplicate/related/unrelated, sentiment."""
+    if not ratelimit.allow("compare", ratelimit.client_address(request), COMPARE_LIMIT_PER_MINUTE):
+        return JsonResponse({"error": "too many requests"}, status=429)
+    try:
+        body = json.loads(request.body or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return JsonResponse({"error": "body: not valid JSON"}, status=400)
+    if not isinstance(body, dict):
+        return JsonResponse({"error": "body: must be a JSON object"}, status=400)
+    form = CompareForm(body)
+    if not form.is_valid():
+        field, errors = next(iter(form.errors.items()))
+        return JsonResponse({"error": f"{field}: {errors[0]}", "field": field}, status=400)
+    try:
+        return JsonResponse(compare(form.cleaned_data["a"], form.cleaned_data["b"]))
+    except FunctionError as exc:
+        return JsonResponse({"error": exc.message}, status=503 if exc.retryable else 400)
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok", "database": connection.vendor, "models": available()})
