@@ -1,0 +1,91 @@
+"""The minimal web app: the compare page and its JSON twin go through the functions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+pytestmark = pytest.mark.django_db
+
+PARAPHRASES = {"a": "Will the slides be shared after the talk?", "b": "Are you going to share the slides afterwards?"}
+
+
+@pytest.fixture(autouse=True)
+def _clear_rate_limits():
+    cache.clear()
+
+
+def test_home_page_lists_the_models(client: Client):
+    response = client.get("/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "minilm-l6" in body and "minilm-l3" in body
+    assert "csrfmiddlewaretoken" in body
+
+
+def test_compare_form_shows_verdict_and_moods(client: Client):
+    response = client.post("/", PARAPHRASES)
+    assert response.status_code == 200
+    result = response.context["result"]
+    assert result["kind"] == "duplicate"
+    assert result["similarity"] > 0.6
+    assert len(result["sentiment"]) == 2
+    assert 'class="verdict verdict-duplicate"' in response.content.decode()
+
+
+def test_compare_form_rejects_an_empty_question_with_400(client: Client):
+    response = client.post("/", {"a": "Will the slides be shared?", "b": "   "})
+    assert response.status_code == 400
+    assert "This field is required" in response.content.decode()
+
+
+def test_compare_escapes_user_input(client: Client):
+    response = client.post("/", {"a": "<script>alert(1)</script>", "b": "x" * 301})
+    assert response.status_code == 400
+    assert "<script>alert(1)</script>" not in response.content.decode()
+
+
+def test_post_without_csrf_token_is_refused():
+    response = Client(enforce_csrf_checks=True).post("/", PARAPHRASES)
+    assert response.status_code == 403
+
+
+def test_api_compare_answers_json(client: Client):
+    response = client.post("/api/compare", json.dumps(PARAPHRASES), content_type="application/json")
+    assert response.status_code == 200
+    data = response.json()
+    assert data["kind"] == "duplicate"
+    assert {s["label"] for s in data["sentiment"]} <= {"negative", "neutral", "positive"}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b"{not json", "body"),
+        (b"[1, 2]", "body"),
+        (json.dumps({"a": "only one"}).encode(), "b"),
+        (json.dumps({"a": "x" * 301, "b": "fine"}).encode(), "a"),
+    ],
+)
+def test_api_compare_bad_input_is_400_naming_the_field(client: Client, body: bytes, field: str):
+    response = client.post("/api/compare", body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(f"{field}:")
+
+
+def test_compare_is_rate_limited_per_address(client: Client):
+    statuses = [
+        client.post("/api/compare", json.dumps(PARAPHRASES), content_type="application/json").status_code
+        for _ in range(31)
+    ]
+    assert statuses[:30] == [200] * 30
+    assert statuses[30] == 429
+
+
+def test_healthz_reports_database_and_models(client: Client):
+    data = client.get("/healthz").json()
+    assert data["status"] == "ok"
+    assert "minilm-l6" in data["models"]
