@@ -1,12 +1,22 @@
 """The client the web app uses to call the functions, whatever runs them.
 
-One interface, :class:`FunctionClient`; ``local`` runs the handlers in this process (the embedded
-default). Remote backends (the function host, a Function URL, AWS Lambda) raise the same
-:class:`~embeddings.errors.FunctionError`, so callers retry only what ``retryable`` says.
+One interface, :class:`FunctionClient`, over three backends:
+
+- ``local``: the handlers in this process (the embedded default);
+- ``http``: any URL that takes the event as a JSON body: the function host
+  (``http://127.0.0.1:9000``), a Lambda Function URL, a Cloud Function;
+- ``lambda``: boto3's ``lambda.invoke`` by function name (AWS, or any ``endpoint_url`` that speaks
+  the Invoke API, such as the function host).
+
+Every backend raises :class:`~embeddings.errors.FunctionError`: ``retryable`` is True for what
+calling again can fix (connection refused, timeouts, 5xx, throttling, a crashed function) and
+False for bad input (``InvalidRequest``), so callers retry only what can succeed.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -70,7 +80,104 @@ class Functions:
         return [Sentiment(r["label"], r["scores"]) for r in response["results"]]
 
 
-def get_functions(backend: str = "local", embedding_model: str | None = None, sentiment_model: str | None = None) -> Functions:
+class HttpClient:
+    """POSTs the event as JSON. ``url`` is a template with ``{function}``, or the function host's root."""
+
+    def __init__(self, url: str, timeout: float = 10.0, connect_timeout: float = 2.0) -> None:
+        import urllib3
+
+        if "{function}" not in url:
+            url = url.rstrip("/") + "/functions/{function}"
+        self.url = url
+        self.http = urllib3.PoolManager(
+            maxsize=32, timeout=urllib3.Timeout(connect=connect_timeout, read=timeout), retries=False
+        )
+
+    def invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]:
+        import urllib3
+
+        try:
+            response = self.http.request(
+                "POST", self.url.format(function=function), body=json.dumps(event).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise FunctionError(f"{function}: {type(exc).__name__}: {exc}", retryable=True) from None
+        try:
+            body = json.loads(response.data)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = {}
+        if response.status == 200 and isinstance(body, dict) and "errorType" not in body:
+            return body
+        message = body.get("errorMessage") or body.get("message") or f"HTTP {response.status}"
+        if isinstance(body, dict) and body.get("errorType") in ("InvalidRequest", "ModelNotFound"):
+            raise InvalidRequest(message, field=body.get("field"))
+        retryable = response.status >= 500 or response.status == 429 or response.status == 200
+        raise FunctionError(f"{function}: {message}", retryable=retryable)
+
+
+class LambdaClient:
+    """boto3's Lambda client; ``endpoint_url`` aims it at anything that speaks the Invoke API."""
+
+    PERMANENT = {"ResourceNotFoundException", "InvalidRequestContentException", "RequestTooLargeException",
+                 "InvalidParameterValueException", "AccessDeniedException", "UnrecognizedClientException"}
+
+    def __init__(self, names: str = "{function}", region: str | None = None, endpoint_url: str | None = None,
+                 timeout: float = 10.0, connect_timeout: float = 2.0) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.names = names
+        config = Config(connect_timeout=connect_timeout, read_timeout=timeout, retries={"max_attempts": 0},
+                        max_pool_connections=32)
+        session = boto3.session.Session()
+        credentials: dict[str, str] = {}
+        if endpoint_url and session.get_credentials() is None:
+            # A local Invoke API needs a signature, not real credentials.
+            credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+        self.lambda_ = session.client(
+            "lambda", region_name=region or os.environ.get("AWS_REGION") or "us-east-1",
+            endpoint_url=endpoint_url, config=config, **credentials,
+        )
+
+    def invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        name = self.names.format(function=function)
+        try:
+            response = self.lambda_.invoke(FunctionName=name, Payload=json.dumps(event).encode())
+            payload = response["Payload"].read()
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "ClientError")
+            raise FunctionError(f"{name}: {code}: {exc}", retryable=code not in self.PERMANENT) from None
+        except BotoCoreError as exc:  # connection refused, timeouts, no credentials...
+            raise FunctionError(f"{name}: {type(exc).__name__}: {exc}", retryable=True) from None
+        body = json.loads(payload) if payload else {}
+        if response.get("FunctionError"):
+            raise FunctionError(f"{name}: {body.get('errorType')}: {body.get('errorMessage')}", retryable=True)
+        return raise_for_error(body)
+
+
+def get_functions(
+    backend: str = "local",
+    embedding_model: str | None = None,
+    sentiment_model: str | None = None,
+    *,
+    url: str | None = None,
+    names: str = "{function}",
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    timeout: float = 10.0,
+) -> Functions:
+    """The functions over one backend: ``local``, ``http`` (needs ``url``) or ``lambda``."""
     if backend == "local":
-        return Functions(LocalClient(), embedding_model, sentiment_model)
-    raise ValueError(f"unknown inference backend {backend!r}; this version knows: local")
+        client: FunctionClient = LocalClient()
+    elif backend == "http":
+        if not url:
+            raise ValueError("the http backend needs a url (the function host's root or a template with {function})")
+        client = HttpClient(url, timeout=timeout)
+    elif backend == "lambda":
+        client = LambdaClient(names, region=region, endpoint_url=endpoint_url, timeout=timeout)
+    else:
+        raise ValueError(f"unknown inference backend {backend!r}: local, http or lambda")
+    return Functions(client, embedding_model, sentiment_model)

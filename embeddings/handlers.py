@@ -3,11 +3,14 @@
 Each handler parses the event, calls the model, and returns a JSON-able dict. Models load once per
 process, at import time (Lambda's init phase), never per request; nothing here touches the network.
 Bad events never raise: they return Lambda's error shape ``{"errorType", "errorMessage"}`` plus
-``"field"``, the part of the event that was wrong.
+``"field"``, the part of the event that was wrong. Behind a Function URL (an HTTP event) the same
+JSON travels in the body and comes back in an HTTP response (400 for a bad request).
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import time
 from collections.abc import Callable
@@ -109,14 +112,34 @@ def _sentiment(event: dict[str, Any], timings: Timings) -> dict[str, Any]:
     return {"model": model.card.name, "results": results}
 
 
+def is_http_event(event: Any) -> bool:
+    """A Lambda Function URL / API Gateway proxy event, rather than a direct invocation."""
+    return isinstance(event, dict) and "requestContext" in event and "texts" not in event
+
+
+def _handle_http(work: Callable[[dict[str, Any], Timings], dict[str, Any]], event: dict[str, Any]) -> dict[str, Any]:
+    """Unwrap the JSON body of an HTTP event, and wrap the answer as an HTTP response."""
+    body = event.get("body") or ""
+    try:
+        if event.get("isBase64Encoded"):
+            body = base64.b64decode(body).decode("utf-8")
+        parsed = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        response = _error(InvalidRequest("body: not valid JSON", field="body"))
+    else:
+        response = _handle(work, parsed)
+    status = 400 if response.get("errorType") else 200
+    return {"statusCode": status, "headers": {"content-type": "application/json"}, "body": json.dumps(response)}
+
+
 def embed(event: Any, context: Any = None) -> dict[str, Any]:
     """Sentence vectors: ``{"texts": [...], "model"?, "encoding"?: "json"|"base64"}``."""
-    return _handle(_embed, event)
+    return _handle_http(_embed, event) if is_http_event(event) else _handle(_embed, event)
 
 
 def sentiment(event: Any, context: Any = None) -> dict[str, Any]:
     """Sentiment labels and probabilities: ``{"texts": [...], "model"?}``."""
-    return _handle(_sentiment, event)
+    return _handle_http(_sentiment, event) if is_http_event(event) else _handle(_sentiment, event)
 
 
 FUNCTIONS: dict[str, Callable[[Any, Any], dict[str, Any]]] = {"embed": embed, "sentiment": sentiment}

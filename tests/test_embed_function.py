@@ -133,3 +133,18 @@ def test_models_load_at_import_and_are_reused_across_calls():
     embed(["one?"])
     embed(["two?"])
     assert get_model("minilm-l6") is model
+
+
+def test_function_url_http_event_is_unwrapped_and_answered_as_http():
+    event = {"requestContext": {"http": {"method": "POST"}}, "body": json.dumps({"texts": ["hi there?"]}),
+             "isBase64Encoded": False}
+    response = handlers.embed(event, None)
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["dim"] == 384
+    import base64
+
+    encoded = {**event, "body": base64.b64encode(b'{"texts": []}').decode(), "isBase64Encoded": True}
+    response = handlers.embed(encoded, None)
+    assert response["statusCode"] == 400 and json.loads(response["body"])["field"] == "texts"
+    response = handlers.embed({**event, "body": "{oops"}, None)
+    assert response["statusCode"] == 400 and json.loads(response["body"])["field"] == "body"

@@ -103,10 +103,19 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
-# The functions: in-process by default; the next steps add the function host and AWS Lambda.
-INFERENCE_BACKEND = envchoice("INFERENCE_BACKEND", "local", ("local",))
+# The functions: in-process by default; `http` for the function host, a Function URL or a Cloud
+# Function (INFERENCE_URL: the host's root, or a template with {function}); `lambda` for boto3's
+# lambda.invoke (LAMBDA_FUNCTION_NAMES template, AWS_REGION, LAMBDA_ENDPOINT_URL to aim at the host).
+INFERENCE_BACKEND = envchoice("INFERENCE_BACKEND", "local", ("local", "http", "lambda"))
+INFERENCE_URL = envstr("INFERENCE_URL", "http://127.0.0.1:9000")
+INFERENCE_TIMEOUT_S = envint("INFERENCE_TIMEOUT_S", 10, minimum=1)
+LAMBDA_FUNCTION_NAMES = envstr("LAMBDA_FUNCTION_NAMES", "{function}")
+LAMBDA_ENDPOINT_URL = envstr("LAMBDA_ENDPOINT_URL", "") or None
+AWS_REGION = envstr("AWS_REGION", "us-east-1")
 EMBEDDING_MODEL = envstr("EMBEDDING_MODEL", "") or None
 SENTIMENT_MODEL = envstr("SENTIMENT_MODEL", "") or None
+if "{function}" not in LAMBDA_FUNCTION_NAMES:
+    raise ImproperlyConfigured("LAMBDA_FUNCTION_NAMES must contain {function}, e.g. asktwice-{function}")
 
 LOGGING = {
     "version": 1,

@@ -14,7 +14,16 @@ DEFAULT_EMBEDDING_MODEL = "minilm-l6"
 
 @cache
 def functions() -> Functions:
-    return get_functions(settings.INFERENCE_BACKEND, settings.EMBEDDING_MODEL, settings.SENTIMENT_MODEL)
+    return get_functions(
+        settings.INFERENCE_BACKEND,
+        settings.EMBEDDING_MODEL,
+        settings.SENTIMENT_MODEL,
+        url=settings.INFERENCE_URL,
+        names=settings.LAMBDA_FUNCTION_NAMES,
+        region=settings.AWS_REGION,
+        endpoint_url=settings.LAMBDA_ENDPOINT_URL,
+        timeout=settings.INFERENCE_TIMEOUT_S,
+    )
 
 
 @cache

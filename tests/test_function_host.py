@@ -1,0 +1,167 @@
+"""The local function host, driven by boto3's own Lambda client and by plain HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import boto3
+import pytest
+import urllib3
+from botocore.config import Config
+
+from embeddings.client import get_functions
+from embeddings.errors import FunctionError, InvalidRequest
+from tests.conftest import ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_host(*args: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "embeddings.host", "--port", str(port), *args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    http = urllib3.PoolManager()
+    for _ in range(300):
+        try:
+            if http.request("GET", url + "/healthz", timeout=1).status == 200:
+                return process, url
+        except urllib3.exceptions.HTTPError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError(process.stdout.read())
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("host did not start")
+
+
+def stop_host(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="module")
+def host() -> Iterator[str]:
+    process, url = start_host("--workers", "2")
+    yield url
+    stop_host(process)
+
+
+def lambda_client(url: str):
+    return boto3.client(
+        "lambda", endpoint_url=url, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test",
+        config=Config(retries={"max_attempts": 0}),
+    )
+
+
+def healthz(url: str) -> dict:
+    return json.loads(urllib3.request("GET", url + "/healthz").data)
+
+
+def test_boto3_invokes_both_functions_through_the_host(host: str):
+    client = lambda_client(host)
+    response = client.invoke(FunctionName="embed", Payload=json.dumps({"texts": ["Will the slides be shared?"]}))
+    assert response["StatusCode"] == 200 and "FunctionError" not in response
+    body = json.loads(response["Payload"].read())
+    assert body["dim"] == 384 and len(body["embeddings"][0]) == 384
+    response = client.invoke(FunctionName="sentiment", Payload=json.dumps({"texts": ["This talk is fantastic!"]}))
+    body = json.loads(response["Payload"].read())
+    assert body["results"][0]["label"] == "positive"
+
+
+def test_boto3_by_arn_and_unknown_function(host: str):
+    client = lambda_client(host)
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:embed"
+    body = json.loads(client.invoke(FunctionName=arn, Payload=b'{"texts": ["hi?"]}')["Payload"].read())
+    assert body["dim"] == 384
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.invoke(FunctionName="translate", Payload=b"{}")
+
+
+def test_plain_json_route_and_errors(host: str):
+    http = urllib3.PoolManager()
+    ok = http.request("POST", host + "/functions/embed", body=b'{"texts": ["hi there?"], "encoding": "base64"}')
+    assert ok.status == 200 and json.loads(ok.data)["encoding"] == "base64"
+    bad_field = http.request("POST", host + "/functions/embed", body=b'{"texts": []}')
+    assert bad_field.status == 200 and json.loads(bad_field.data)["field"] == "texts"
+    assert http.request("POST", host + "/functions/embed", body=b"{not json").status == 400
+    assert http.request("POST", host + "/functions/nope", body=b"{}").status == 404
+    assert http.request("GET", host + "/nope").status == 404
+
+
+def test_payload_over_six_megabytes_is_413(host: str):
+    big = b'{"texts": ["' + b"x" * (6 * 1024 * 1024) + b'"]}'
+    response = urllib3.PoolManager().request("POST", host + "/functions/embed", body=big)
+    assert response.status == 413
+    assert healthz(host)["status"] == "ok"
+
+
+def test_clients_over_http_and_lambda_backends_agree_with_local(host: str):
+    texts = ["How do I join the workshop?", "Where is room B?"]
+    local = get_functions("local").embed(texts)
+    over_http = get_functions("http", url=host).embed(texts)
+    over_lambda = get_functions("lambda", endpoint_url=host).embed(texts)
+    assert (abs(local - over_http).max(), abs(local - over_lambda).max()) == (0.0, 0.0)
+    with pytest.raises(InvalidRequest) as info:
+        get_functions("http", url=host).embed([""])
+    assert info.value.field == "texts[0]" and info.value.retryable is False
+
+
+def test_connection_refused_is_retryable():
+    url = f"http://127.0.0.1:{free_port()}"
+    for functions in (get_functions("http", url=url), get_functions("lambda", endpoint_url=url)):
+        with pytest.raises(FunctionError) as info:
+            functions.embed(["anyone there?"])
+        assert info.value.retryable is True
+
+
+def test_a_killed_worker_is_replaced_and_its_call_answered_with_an_error(host: str):
+    client = lambda_client(host)
+    before = healthz(host)
+    os.kill(before["idle_pids"][0], signal.SIGKILL)
+    time.sleep(0.2)
+    outcomes = []
+    for _ in range(4):
+        response = client.invoke(FunctionName="embed", Payload=b'{"texts": ["still there?"]}')
+        outcomes.append(response.get("FunctionError"))
+    assert outcomes.count("Unhandled") == 1  # the call that met the dead worker, answered at once
+    for _ in range(100):
+        after = healthz(host)
+        if after["idle"] == 2:
+            break
+        time.sleep(0.1)
+    assert after["replaced"] == before["replaced"] + 1 and after["idle"] == 2
+    assert before["idle_pids"][0] not in after["idle_pids"]
+
+
+def test_a_call_over_the_timeout_is_answered_and_the_worker_replaced():
+    process, url = start_host("--workers", "1", "--timeout", "0.0005", "--preload", "minilm-l3")
+    try:
+        start = time.perf_counter()
+        with pytest.raises(FunctionError) as info:
+            get_functions("lambda", endpoint_url=url, embedding_model="minilm-l3").embed(["slow?"] * 64)
+        assert info.value.retryable is True and "timed out" in str(info.value)
+        assert time.perf_counter() - start < 5
+        for _ in range(100):
+            if healthz(url)["replaced"] == 1 and healthz(url)["idle"] == 1:
+                break
+            time.sleep(0.1)
+        assert healthz(url)["replaced"] == 1
+    finally:
+        stop_host(process)
