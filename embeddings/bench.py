@@ -5,8 +5,12 @@ level, throughput, cost per million calls, and cold starts.
     python -m embeddings.bench --cold 5 --json
     python -m embeddings.bench --compare-torch      # in an environment with sentence-transformers
 
-Texts are real short sentences (STSb test, first column). Latency is the function's own duration;
-throughput is calls completed per wall-clock second with C clients calling at once.
+    python -m embeddings.bench --backend http://127.0.0.1:9000 --concurrency 1,10
+    python -m embeddings.bench --backend lambda --endpoint-url http://127.0.0.1:9000
+
+Texts are real short sentences (STSb test, first column). Latency is what the client sees, per
+call; cost is priced on the function's own reported duration (what Lambda bills); throughput is
+calls completed per wall-clock second with C clients calling at once.
 """
 
 from __future__ import annotations
@@ -39,27 +43,48 @@ def load_texts(path: Path, limit: int = 1000) -> list[str]:
     return list(seen)[:limit]
 
 
-def local_caller(function: str, model: str | None, encoding: str, threads: int) -> Callable[[list[str]], None]:
-    os.environ["EMBEDDINGS_THREADS"] = str(threads)
-    os.environ.setdefault("EMBEDDINGS_PRELOAD", "")
-    from embeddings import handlers
+Caller = Callable[[list[str]], float]
 
-    handler = handlers.FUNCTIONS[function]
 
-    def call(texts: list[str]) -> None:
-        event: dict[str, Any] = {"texts": texts, "encoding": encoding}
-        if model:
-            event["model"] = model
-        response = handler(event, None)
+def make_caller(args: argparse.Namespace, seen: dict[str, str]) -> Caller:
+    """A function that makes one call and returns the function's own duration in ms (what Lambda bills).
+
+    ``seen["model"]`` records which model answered.
+    """
+    if args.backend == "local":
+        os.environ["EMBEDDINGS_THREADS"] = str(args.threads)
+        os.environ.setdefault("EMBEDDINGS_PRELOAD", "")
+        from embeddings import handlers
+
+        invoke: Callable[[str, dict[str, Any]], dict[str, Any]] = lambda f, e: handlers.FUNCTIONS[f](e, None)  # noqa: E731
+    elif args.backend == "lambda":
+        from embeddings.client import LambdaClient
+
+        invoke = LambdaClient(args.function_names, endpoint_url=args.endpoint_url).invoke
+    elif args.backend.startswith(("http://", "https://")):
+        from embeddings.client import HttpClient
+
+        invoke = HttpClient(args.backend).invoke
+    else:
+        raise ValueError(f"--backend {args.backend!r}: local, lambda, or an http(s):// URL")
+
+    def call(texts: list[str]) -> float:
+        event: dict[str, Any] = {"texts": texts, "encoding": args.encoding}
+        if args.model:
+            event["model"] = args.model
+        response = invoke(args.function, event)
         if "errorType" in response:
             raise RuntimeError(response["errorMessage"])
+        seen["model"] = response["model"]
+        return float(response["timings_ms"]["total"])
 
     return call
 
 
-def run_level(call: Callable[[list[str]], None], texts: list[str], concurrency: int, requests: int, batch: int) -> dict[str, Any]:
+def run_level(call: Caller, texts: list[str], concurrency: int, requests: int, batch: int) -> dict[str, Any]:
     """``requests`` calls spread over ``concurrency`` client threads calling back to back."""
     latencies: list[float] = []
+    durations: list[float] = []
     errors = 0
     counter = iter(range(requests))
     lock = threading.Lock()
@@ -74,14 +99,15 @@ def run_level(call: Callable[[list[str]], None], texts: list[str], concurrency: 
             chunk = [texts[(i * batch + k) % len(texts)] for k in range(batch)]
             start = time.perf_counter()
             try:
-                call(chunk)
-            except Exception:  # noqa: BLE001 - a benchmark counts failures, it does not stop on them
+                duration = call(chunk)
+            except Exception:
                 with lock:
                     errors += 1
                 continue
             elapsed = (time.perf_counter() - start) * 1000
             with lock:
                 latencies.append(elapsed)
+                durations.append(duration)
 
     workers = [threading.Thread(target=client) for _ in range(concurrency)]
     wall = time.perf_counter()
@@ -100,7 +126,7 @@ def run_level(call: Callable[[list[str]], None], texts: list[str], concurrency: 
         "p95_ms": round(float(np.percentile(ms, 95)), 3),
         "p99_ms": round(float(np.percentile(ms, 99)), 3),
         "errors": errors,
-        "latencies": latencies,
+        "durations": durations,
     }
 
 
@@ -111,10 +137,12 @@ import numpy, onnxruntime, tokenizers
 from embeddings import handlers
 from embeddings.runtime import get_model
 t1 = time.perf_counter()
-name = sys.argv[1] or (handlers.DEFAULT_EMBEDDING_MODEL if sys.argv[2] == "embed" else handlers.DEFAULT_SENTIMENT_MODEL)
+function = sys.argv[2]
+name = sys.argv[1] or (handlers.DEFAULT_EMBEDDING_MODEL if function == "embed" else handlers.DEFAULT_SENTIMENT_MODEL)
 get_model(name)
 t2 = time.perf_counter()
-response = handlers.FUNCTIONS[sys.argv[2]]({"texts": ["How will the new roadmap affect the mobile team?"], "model": name}, None)
+event = {"texts": ["How will the new roadmap affect the mobile team?"], "model": name}
+response = handlers.FUNCTIONS[function](event, None)
 t3 = time.perf_counter()
 assert "errorType" not in response, response
 print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "first_call_s": t3 - t2, "cold": response["cold"]}))
@@ -124,12 +152,18 @@ print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "first_call_s": t3 - t
 def cold_starts(n: int, function: str, model: str | None, threads: int) -> dict[str, Any]:
     """N fresh processes, each timed from spawn to its first answer."""
     env = dict(os.environ, EMBEDDINGS_PRELOAD="", EMBEDDINGS_THREADS=str(threads))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH")])
+    )
     runs = []
     for _ in range(n):
         start = time.perf_counter()
         out = subprocess.run(
-            [sys.executable, "-c", COLD_CHILD, model or "", function], env=env, capture_output=True, text=True, check=False
+            [sys.executable, "-c", COLD_CHILD, model or "", function],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         total = time.perf_counter() - start
         if out.returncode != 0:
@@ -169,8 +203,6 @@ def torch_baseline(texts: list[str], threads: int, requests: int) -> dict[str, A
 
 
 def benchmark(args: argparse.Namespace) -> dict[str, Any]:
-    if args.backend != "local":
-        raise ValueError(f"--backend {args.backend!r}: this version knows only 'local'")
     texts = load_texts(args.texts)
     result: dict[str, Any] = {
         "backend": args.backend,
@@ -183,16 +215,20 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "results": [],
     }
     if args.requests:
-        call = local_caller(args.function, args.model, args.encoding, args.threads)
-        from embeddings import handlers
-
-        result["model"] = args.model or (
-            handlers.DEFAULT_EMBEDDING_MODEL if args.function == "embed" else handlers.DEFAULT_SENTIMENT_MODEL
-        )
-        run_level(call, texts, 1, min(200, args.requests), args.batch)  # warm up
+        seen: dict[str, str] = {}
+        call = make_caller(args, seen)
+        warm = run_level(call, texts, 1, min(200, args.requests), args.batch)
+        if warm["errors"]:
+            raise ValueError(
+                f"every warm-up call failed against {args.backend}"
+                if not warm["durations"]
+                else f"{warm['errors']} warm-up calls failed against {args.backend}"
+            )
+        result["model"] = seen["model"]
         for level in args.concurrency:
             row = run_level(call, texts, level, args.requests, args.batch)
-            row["cost_per_million_usd"] = cost_per_million(row.pop("latencies"), args.memory_mb)
+            durations = row.pop("durations")
+            row["cost_per_million_usd"] = cost_per_million(durations, args.memory_mb) if durations else None
             result["results"].append(row)
     if args.cold:
         result["cold"] = cold_starts(args.cold, args.function, args.model, args.threads)
@@ -206,17 +242,23 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def show(result: dict[str, Any]) -> None:
-    print(f"backend {result['backend']}  function {result['function']}  model {result['model']}  "
-          f"threads {result['threads']}  batch {result['batch']}  cost at {result['memory_mb']} MB")
+    print(
+        f"backend {result['backend']}  function {result['function']}  model {result['model']}  "
+        f"threads {result['threads']}  batch {result['batch']}  cost at {result['memory_mb']} MB"
+    )
     if result["results"]:
         print(f"{'C':>4} {'calls/s':>9} {'mean':>8} {'p50':>8} {'p95':>8} {'p99':>8} {'errors':>7} {'$/M calls':>10}")
         for r in result["results"]:
-            print(f"{r['concurrency']:>4} {r['throughput_per_s']:>9} {r['mean_ms']:>8} {r['p50_ms']:>8} "
-                  f"{r['p95_ms']:>8} {r['p99_ms']:>8} {r['errors']:>7} {r['cost_per_million_usd']:>10}")
+            print(
+                f"{r['concurrency']:>4} {r['throughput_per_s']:>9} {r['mean_ms']:>8} {r['p50_ms']:>8} "
+                f"{r['p95_ms']:>8} {r['p99_ms']:>8} {r['errors']:>7} {r['cost_per_million_usd']:>10}"
+            )
     if "cold" in result:
         c = result["cold"]
-        print(f"cold start: median {c['median_s']} s (import {c['import_s']} s, load {c['load_s']} s, "
-              f"first call {c['first_call_s']} s) over {c['runs']} fresh processes")
+        print(
+            f"cold start: median {c['median_s']} s (import {c['import_s']} s, load {c['load_s']} s, "
+            f"first call {c['first_call_s']} s) over {c['runs']} fresh processes"
+        )
     if "torch" in result:
         t = result["torch"]
         print(f"{t['model']}: p50 {t['p50_ms']} ms, p99 {t['p99_ms']} ms; speed-up at p50 {t.get('speedup_p50')}x")
@@ -234,7 +276,9 @@ def levels(value: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m embeddings.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", default="local")
+    parser.add_argument("--backend", default="local", help="local, lambda, or the function host's http:// URL")
+    parser.add_argument("--endpoint-url", help="with --backend lambda: aim boto3 at this Invoke API (the host)")
+    parser.add_argument("--function-names", default="{function}", help="with --backend lambda: name template")
     parser.add_argument("--function", choices=["embed", "sentiment"], default="embed")
     parser.add_argument("--model", help="model name (default: the function's default)")
     parser.add_argument("--concurrency", type=levels, default=[1, 5, 10, 20])

@@ -62,8 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     return cli.run(
         lambda: calibrate(args.files, args.model, args.threads, args.dry_run),
         args.json,
-        lambda r: print(f"{r['model']}: duplicate >= {r['thresholds']['duplicate']}, related >= "
-                        f"{r['thresholds']['related']} (macro-F1 {r['macro_f1']} on {r['pairs']} pairs)"),
+        lambda r: print(
+            f"{r['model']}: duplicate >= {r['thresholds']['duplicate']}, related >= "
+            f"{r['thresholds']['related']} (macro-F1 {r['macro_f1']} on {r['pairs']} pairs)"
+        ),
     )
 
 

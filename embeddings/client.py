@@ -60,7 +60,9 @@ class LocalClient:
 class Functions:
     """Typed calls over any backend."""
 
-    def __init__(self, backend: FunctionClient, embedding_model: str | None = None, sentiment_model: str | None = None) -> None:
+    def __init__(
+        self, backend: FunctionClient, embedding_model: str | None = None, sentiment_model: str | None = None
+    ) -> None:
         self.backend = backend
         self.embedding_model = embedding_model
         self.sentiment_model = sentiment_model
@@ -98,7 +100,9 @@ class HttpClient:
 
         try:
             response = self.http.request(
-                "POST", self.url.format(function=function), body=json.dumps(event).encode(),
+                "POST",
+                self.url.format(function=function),
+                body=json.dumps(event).encode(),
                 headers={"Content-Type": "application/json"},
             )
         except urllib3.exceptions.HTTPError as exc:
@@ -119,25 +123,41 @@ class HttpClient:
 class LambdaClient:
     """boto3's Lambda client; ``endpoint_url`` aims it at anything that speaks the Invoke API."""
 
-    PERMANENT = {"ResourceNotFoundException", "InvalidRequestContentException", "RequestTooLargeException",
-                 "InvalidParameterValueException", "AccessDeniedException", "UnrecognizedClientException"}
+    PERMANENT = frozenset({
+        "ResourceNotFoundException",
+        "InvalidRequestContentException",
+        "RequestTooLargeException",
+        "InvalidParameterValueException",
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+    })
 
-    def __init__(self, names: str = "{function}", region: str | None = None, endpoint_url: str | None = None,
-                 timeout: float = 10.0, connect_timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        names: str = "{function}",
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        timeout: float = 10.0,
+        connect_timeout: float = 2.0,
+    ) -> None:
         import boto3
         from botocore.config import Config
 
         self.names = names
-        config = Config(connect_timeout=connect_timeout, read_timeout=timeout, retries={"max_attempts": 0},
-                        max_pool_connections=32)
+        config = Config(
+            connect_timeout=connect_timeout, read_timeout=timeout, retries={"max_attempts": 0}, max_pool_connections=32
+        )
         session = boto3.session.Session()
         credentials: dict[str, str] = {}
         if endpoint_url and session.get_credentials() is None:
             # A local Invoke API needs a signature, not real credentials.
             credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
         self.lambda_ = session.client(
-            "lambda", region_name=region or os.environ.get("AWS_REGION") or "us-east-1",
-            endpoint_url=endpoint_url, config=config, **credentials,
+            "lambda",
+            region_name=region or os.environ.get("AWS_REGION") or "us-east-1",
+            endpoint_url=endpoint_url,
+            config=config,
+            **credentials,
         )
 
     def invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """Evaluate a shipped model on labelled data.
 
-    python -m embeddings.evaluate sts ../shared/data/stsb/stsb-en-test.csv [--model NAME] --json
-    python -m embeddings.evaluate pairs FILE.tsv [--model NAME] --json
-    python -m embeddings.evaluate sentiment FILE.tsv [--model NAME] --json
+python -m embeddings.evaluate sts ../shared/data/stsb/stsb-en-test.csv [--model NAME] --json
+python -m embeddings.evaluate pairs FILE.tsv [--model NAME] --json
+python -m embeddings.evaluate sentiment FILE.tsv [--model NAME] --json
 """
 
 from __future__ import annotations

@@ -97,7 +97,12 @@ def _embed(event: dict[str, Any], timings: Timings) -> dict[str, Any]:
     model = _model(event, "embedding", DEFAULT_EMBEDDING_MODEL)
     encoding = _encoding(event)
     vectors = model.embed(texts, timings)
-    return {"model": model.card.name, "dim": int(vectors.shape[1]), "encoding": encoding, "embeddings": encode_vectors(vectors, encoding)}
+    return {
+        "model": model.card.name,
+        "dim": int(vectors.shape[1]),
+        "encoding": encoding,
+        "embeddings": encode_vectors(vectors, encoding),
+    }
 
 
 def _sentiment(event: dict[str, Any], timings: Timings) -> dict[str, Any]:

@@ -4,8 +4,8 @@
 
 Dependencies are fetched by pip for Lambda's platform whatever machine builds the zip: the
 python3.12 runtime (Amazon Linux 2023, glibc 2.34) on x86_64. The python3.11 runtime runs Amazon
-Linux 2 (glibc 2.26), too old for current onnxruntime wheels (manylinux_2_27 and newer). Prints unzipped and zipped sizes against Lambda's 250 MB limit, and fails
-when over it.
+Linux 2 (glibc 2.26), too old for current onnxruntime wheels (manylinux_2_27 and newer).
+Prints unzipped and zipped sizes against Lambda's 250 MB limit, and fails when over it.
 """
 
 from __future__ import annotations
@@ -32,8 +32,17 @@ NO_DEPS_REQUIREMENTS = ("tokenizers",)
 # Parts of the function package a Lambda does not run.
 EXCLUDED_MODULES = {"training", "host.py", "bench.py", "package.py", "calibrate.py", "evaluate.py"}
 # Files inside the wheels that a Lambda never loads.
-PRUNED = ("onnxruntime/transformers", "onnxruntime/tools", "onnxruntime/quantization", "onnxruntime/datasets",
-          "numpy/tests", "numpy/*/tests", "numpy/f2py", "numpy/typing/tests", "bin")
+PRUNED = (
+    "onnxruntime/transformers",
+    "onnxruntime/tools",
+    "onnxruntime/quantization",
+    "onnxruntime/datasets",
+    "numpy/tests",
+    "numpy/*/tests",
+    "numpy/f2py",
+    "numpy/typing/tests",
+    "bin",
+)
 
 
 def pinned(names: tuple[str, ...], requirements: Path = ROOT / "requirements.txt") -> list[str]:
@@ -54,9 +63,22 @@ PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux2014_x8
 
 def install_dependencies(target: Path, python_version: str, platforms: tuple[str, ...]) -> None:
     command = [
-        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-        "--upgrade", "--target", str(target), *(f"--platform={p}" for p in platforms), "--implementation", "cp",
-        "--python-version", python_version, "--only-binary=:all:",
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-compile",
+        "--upgrade",
+        "--target",
+        str(target),
+        *(f"--platform={p}" for p in platforms),
+        "--implementation",
+        "cp",
+        "--python-version",
+        python_version,
+        "--only-binary=:all:",
     ]
     for extra, names in (([], FUNCTION_REQUIREMENTS), (["--no-deps"], NO_DEPS_REQUIREMENTS)):
         result = subprocess.run([*command, *extra, *pinned(names)], capture_output=True, text=True, check=False)
@@ -135,8 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     return cli.run(
         lambda: build(args.out, models, args.python_version, tuple(args.platform or PLATFORMS)),
         args.json,
-        lambda r: print(f"{r['zip']}: {r['unzipped_mb']} MB unzipped, {r['zipped_mb']} MB zipped "
-                        f"(Lambda's limit: {r['limit_mb']:.0f} MB unzipped); models: {', '.join(r['models'])}"),
+        lambda r: print(
+            f"{r['zip']}: {r['unzipped_mb']} MB unzipped, {r['zipped_mb']} MB zipped "
+            f"(Lambda's limit: {r['limit_mb']:.0f} MB unzipped); models: {', '.join(r['models'])}"
+        ),
     )
 
 

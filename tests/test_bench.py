@@ -20,15 +20,32 @@ def test_cost_rounds_each_call_up_to_the_billing_unit():
 
 def test_bench_json_has_the_contract_keys():
     code, result, err = run_module(
-        "embeddings.bench", "--backend", "local", "--concurrency", "1,2", "--requests", "40",
-        "--model", "minilm-l3", "--cold", "1", "--json",
+        "embeddings.bench",
+        "--backend",
+        "local",
+        "--concurrency",
+        "1,2",
+        "--requests",
+        "40",
+        "--model",
+        "minilm-l3",
+        "--cold",
+        "1",
+        "--json",
     )
     assert code == 0, err
     assert result["backend"] == "local" and result["model"] == "minilm-l3" and result["threads"] == 1
     assert [r["concurrency"] for r in result["results"]] == [1, 2]
     for row in result["results"]:
         assert set(row) == {
-            "concurrency", "requests", "throughput_per_s", "mean_ms", "p50_ms", "p95_ms", "p99_ms", "errors",
+            "concurrency",
+            "requests",
+            "throughput_per_s",
+            "mean_ms",
+            "p50_ms",
+            "p95_ms",
+            "p99_ms",
+            "errors",
             "cost_per_million_usd",
         }
         assert row["errors"] == 0 and row["requests"] == 40

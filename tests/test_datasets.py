@@ -22,7 +22,9 @@ def test_reads_stsb():
 
 
 def test_semeval_labels_map_to_the_three_kinds(write_tsv):
-    path = write_tsv("p.tsv", "label\tquestion_a\tquestion_b", ["PerfectMatch\ta\tb", "Relevant\tc\td", "Irrelevant\te\tf"])
+    path = write_tsv(
+        "p.tsv", "label\tquestion_a\tquestion_b", ["PerfectMatch\ta\tb", "Relevant\tc\td", "Irrelevant\te\tf"]
+    )
     assert [p.label for p in read_pairs(path)] == ["duplicate", "related", "unrelated"]
 
 

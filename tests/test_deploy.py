@@ -16,7 +16,9 @@ TEMPLATE = ROOT / "deploy" / "template.yaml"
 
 
 def cfn_lint(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), str(path)], capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "cfn-lint"), str(path)], capture_output=True, text=True, check=False
+    )
 
 
 def test_sam_template_passes_cfn_lint():

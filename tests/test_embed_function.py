@@ -57,7 +57,11 @@ def test_int8_model_stays_close_to_its_fp32_original(model):
 @pytest.mark.parametrize("model", ["minilm-l6", "minilm-l3"])
 def test_paraphrase_is_closer_than_an_unrelated_question(model):
     v = vectors(
-        ["Will the slides be shared after the talk?", "Are you going to share the slides afterwards?", "Is there parking nearby?"],
+        [
+            "Will the slides be shared after the talk?",
+            "Are you going to share the slides afterwards?",
+            "Is there parking nearby?",
+        ],
         model=model,
     )
     assert v[0] @ v[1] > v[0] @ v[2] + 0.2
@@ -69,7 +73,9 @@ def test_base64_encoding_carries_the_same_vectors_in_fewer_bytes():
     as_b64 = embed(texts, encoding="base64")
     assert as_b64["encoding"] == "base64"
     assert all(isinstance(item, str) for item in as_b64["embeddings"])
-    np.testing.assert_allclose(decode_vectors(as_b64["embeddings"], "base64"), np.asarray(as_json["embeddings"]), atol=1e-7)
+    np.testing.assert_allclose(
+        decode_vectors(as_b64["embeddings"], "base64"), np.asarray(as_json["embeddings"]), atol=1e-7
+    )
     assert len(json.dumps(as_b64["embeddings"])) < len(json.dumps(as_json["embeddings"])) / 2
 
 
@@ -136,8 +142,11 @@ def test_models_load_at_import_and_are_reused_across_calls():
 
 
 def test_function_url_http_event_is_unwrapped_and_answered_as_http():
-    event = {"requestContext": {"http": {"method": "POST"}}, "body": json.dumps({"texts": ["hi there?"]}),
-             "isBase64Encoded": False}
+    event = {
+        "requestContext": {"http": {"method": "POST"}},
+        "body": json.dumps({"texts": ["hi there?"]}),
+        "isBase64Encoded": False,
+    }
     response = handlers.embed(event, None)
     assert response["statusCode"] == 200
     assert json.loads(response["body"])["dim"] == 384

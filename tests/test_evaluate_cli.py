@@ -129,7 +129,9 @@ def test_calibrate_dry_run_leaves_the_card_alone(write_tsv, models_copy: Path):
     path = write_tsv("cal.tsv", "label\tquestion_a\tquestion_b", pair_rows("1", None, "0"))
     before = (models_copy / "minilm-l6" / "model.json").read_text()
     env = {"EMBEDDINGS_MODELS_DIR": str(models_copy), "EMBEDDINGS_PRELOAD": ""}
-    code, result, err = run_module("embeddings.calibrate", str(path), "--model", "minilm-l6", "--dry-run", "--json", env=env)
+    code, result, err = run_module(
+        "embeddings.calibrate", str(path), "--model", "minilm-l6", "--dry-run", "--json", env=env
+    )
     assert code == 0, err
     assert result["written"] is False
     assert (models_copy / "minilm-l6" / "model.json").read_text() == before

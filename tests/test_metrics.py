@@ -49,7 +49,9 @@ def test_best_thresholds_separate_three_bands():
 
 
 def test_best_thresholds_without_related_learns_only_duplicate():
-    duplicate, related, score = best_thresholds(np.array([0.9, 0.8, 0.3, 0.2]), ["duplicate", "duplicate", "unrelated", "unrelated"])
+    duplicate, related, score = best_thresholds(
+        np.array([0.9, 0.8, 0.3, 0.2]), ["duplicate", "duplicate", "unrelated", "unrelated"]
+    )
     assert related is None
     assert 0.3 < duplicate <= 0.8
     assert score == 1.0

@@ -54,6 +54,12 @@ def test_broken_card_is_named(tmp_path: Path):
 
 def test_thresholds_classify_by_bands():
     t = Thresholds(duplicate=0.8, related=0.5)
-    assert [t.classify(s) for s in (0.9, 0.8, 0.6, 0.5, 0.1)] == ["duplicate", "duplicate", "related", "related", "unrelated"]
+    assert [t.classify(s) for s in (0.9, 0.8, 0.6, 0.5, 0.1)] == [
+        "duplicate",
+        "duplicate",
+        "related",
+        "related",
+        "unrelated",
+    ]
     with pytest.raises(ValueError):
         Thresholds(duplicate=0.4, related=0.5)

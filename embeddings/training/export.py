@@ -102,7 +102,9 @@ def load_bert_from_onnx(path: Path, num_layers: int) -> BertModel:
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [m for m in missing if not m.endswith("position_ids")]
     if missing or unexpected:
-        raise ValueError(f"{path}: weights do not fit a {num_layers}-layer BERT: missing={missing} unexpected={unexpected}")
+        raise ValueError(
+            f"{path}: weights do not fit a {num_layers}-layer BERT: missing={missing} unexpected={unexpected}"
+        )
     return model
 
 

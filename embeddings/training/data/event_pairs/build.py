@@ -333,21 +333,27 @@ def reread(path: Path) -> list[tuple[str, str, str]]:
 
 
 def report(events: list[Event], by_split: dict[str, list[Pair]]) -> str:
-    lines = ["| split | events | duplicate | related | unrelated (same event / cross-event) | total |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| split | events | duplicate | related | unrelated (same event / cross-event) | total |",
+        "|---|---|---|---|---|---|",
+    ]
     tot: Counter[str] = Counter()
     for s in SPLITS:
         c = Counter(p.kind for p in by_split[s])
         n_ev = sum(e.split == s for e in events)
         unrel = c["unrelated_same_event"] + c["unrelated_cross_event"]
-        lines.append(f"| {s} | {n_ev} | {c['duplicate']} | {c['related']} | {unrel} "
-                     f"({c['unrelated_same_event']} / {c['unrelated_cross_event']}) | {len(by_split[s])} |")
+        lines.append(
+            f"| {s} | {n_ev} | {c['duplicate']} | {c['related']} | {unrel} "
+            f"({c['unrelated_same_event']} / {c['unrelated_cross_event']}) | {len(by_split[s])} |"
+        )
         tot.update(c)
         tot["events"] += n_ev
     total = sum(len(v) for v in by_split.values())
     unrel = tot["unrelated_same_event"] + tot["unrelated_cross_event"]
-    lines.append(f"| all | {tot['events']} | {tot['duplicate']} | {tot['related']} | {unrel} "
-                 f"({tot['unrelated_same_event']} / {tot['unrelated_cross_event']}) | {total} |")
+    lines.append(
+        f"| all | {tot['events']} | {tot['duplicate']} | {tot['related']} | {unrel} "
+        f"({tot['unrelated_same_event']} / {tot['unrelated_cross_event']}) | {total} |"
+    )
     lines.append("")
     shares = (("duplicate", tot["duplicate"]), ("related", tot["related"]), ("unrelated", unrel))
     lines.append("label shares: " + ", ".join(f"{k} {v / total:.1%}" for k, v in shares))

@@ -1,0 +1,55 @@
+"""The shipped sentiment model, loaded as the functions load it, on event questions of each kind."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from embeddings.runtime import Model, get_model
+
+NAME = "sentiment-minilm-l3"
+
+# Not in the training data (embeddings/training/data/sentiment_event_questions.tsv): a fresh check.
+CLEAR_CASES = [
+    ("This was the best talk of the conference, thank you!", "positive"),
+    ("The audio has been terrible the whole time and nobody is fixing it", "negative"),
+    ("What time does the next session start?", "neutral"),
+]
+TEXTS = [text for text, _ in CLEAR_CASES]
+
+
+@pytest.fixture(scope="module")
+def model() -> Model:
+    return get_model(NAME)
+
+
+@pytest.fixture(scope="module")
+def batch_probs(model: Model) -> np.ndarray:
+    return model.classify(TEXTS)
+
+
+def test_card_and_graph_agree(model: Model):
+    assert model.card.task == "sentiment"
+    assert model.card.labels == ("negative", "neutral", "positive")
+    outputs = model.session.get_outputs()
+    assert [o.name for o in outputs] == ["logits"]
+    assert outputs[0].shape[-1] == len(model.card.labels) == model.card.output_dim
+
+
+@pytest.mark.parametrize(("index", "expected"), [(i, label) for i, (_, label) in enumerate(CLEAR_CASES)])
+def test_clear_cases_get_their_label(model: Model, batch_probs: np.ndarray, index: int, expected: str):
+    probs = batch_probs[index]
+    assert model.card.labels[int(np.argmax(probs))] == expected, f"{TEXTS[index]!r}: {probs.round(3)}"
+
+
+def test_probabilities_sum_to_one(batch_probs: np.ndarray):
+    assert batch_probs.shape == (len(TEXTS), 3)
+    assert np.all(batch_probs >= 0)
+    assert np.all(batch_probs <= 1)
+    np.testing.assert_allclose(batch_probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_batch_equals_one_at_a_time(model: Model, batch_probs: np.ndarray):
+    # A batch pads its texts to the longest; the mask must keep padding out of the pooled vector.
+    single = np.vstack([model.classify([text]) for text in TEXTS])
+    np.testing.assert_allclose(batch_probs, single, atol=1e-4)
