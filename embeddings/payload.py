@@ -1,4 +1,4 @@
-"""Vectors on the wire: JSON float lists, or base64 little-endian float32 (4 bytes a number)."""
+"""Vectors on the wire: JSON float lists (8 decimals), or base64 little-endian float32 (4 bytes a number)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ def encode_vectors(vectors: np.ndarray, encoding: str) -> list[Any]:
     if encoding == "base64":
         little_endian = vectors.astype("<f4", copy=False)
         return [base64.b64encode(row.tobytes()).decode("ascii") for row in little_endian]
-    return vectors.tolist()
+    # Eight decimals keep every float32 to within 5e-9 of its value (far below what a cosine
+    # notices) and halve both the payload and the time to write and parse it.
+    return np.round(vectors.astype(np.float64), 8).tolist()
 
 
 def decode_vectors(payload: list[Any], encoding: str) -> np.ndarray:

@@ -172,3 +172,17 @@ def test_a_call_over_the_timeout_is_answered_and_the_worker_replaced():
         assert healthz(url)["replaced"] == 1
     finally:
         stop_host(process)
+
+
+@pytest.mark.parametrize("backend", ["http", "lambda"])
+def test_bench_measures_through_the_host(host: str, backend: str):
+    from tests.conftest import run_module
+
+    target = ["--backend", host] if backend == "http" else ["--backend", "lambda", "--endpoint-url", host]
+    code, result, err = run_module(
+        "embeddings.bench", *target, "--concurrency", "1,4", "--requests", "40", "--encoding", "base64", "--json"
+    )
+    assert code == 0, err
+    assert result["model"] == "minilm-l6"
+    assert [r["errors"] for r in result["results"]] == [0, 0]
+    assert all(r["throughput_per_s"] > 0 and r["cost_per_million_usd"] > 0.2 for r in result["results"])
