@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test test-sqlite test-postgres lint format bench train-env models clean
+.PHONY: install run test lint format bench host train-env models clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,8 +36,14 @@ format: install
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
+# Figures of docs/functions.md (printed, not written: machines are noisy, compare medians).
 bench: install
-	$(PY) -m embeddings.bench --backend local --concurrency 1,2,4 --requests 2000 --cold 5
+	$(PY) -m embeddings.bench --backend local --model minilm-l6 --concurrency 1,2 --requests 3000 --memory-mb 512 --cold 5
+	$(PY) -m embeddings.bench --backend local --model minilm-l3 --concurrency 1,2 --requests 3000 --memory-mb 512 --cold 5
+	$(PY) -m embeddings.bench --backend local --function sentiment --concurrency 1 --requests 3000 --memory-mb 512
+
+host: install
+	$(PY) -m embeddings.host --port 9000 --workers 2
 
 # The training pipeline (torch, transformers): its own environment, never the app's.
 train-env:
