@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from embeddings.errors import FunctionError, InvalidRequest
+from embeddings.errors import FunctionError, FunctionUnavailable, InvalidRequest
 from embeddings.payload import decode_vectors
 
 
@@ -46,7 +46,7 @@ def raise_for_error(response: dict[str, Any]) -> dict[str, Any]:
         message = response.get("errorMessage", "function error")
         if response["errorType"] in ("InvalidRequest", "ModelNotFound"):
             raise InvalidRequest(message, field=response.get("field"))
-        raise FunctionError(message, retryable=True)
+        raise FunctionUnavailable(message)
     return response
 
 
@@ -153,7 +153,7 @@ class HttpClient:
         try:
             status, data = self._post(path, json.dumps(event).encode())
         except (OSError, http.client.HTTPException) as exc:
-            raise FunctionError(f"{function}: {type(exc).__name__}: {exc}", retryable=True) from None
+            raise FunctionUnavailable(f"{function}: {type(exc).__name__}: {exc}") from None
         try:
             body = json.loads(data)
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -165,8 +165,9 @@ class HttpClient:
         message = body.get("errorMessage") or body.get("message") or f"HTTP {status}"
         if body.get("errorType") in ("InvalidRequest", "ModelNotFound"):
             raise InvalidRequest(message, field=body.get("field"))
-        retryable = status >= 500 or status in (200, 429)
-        raise FunctionError(f"{function}: {message}", retryable=retryable)
+        if status >= 500 or status in (200, 429):
+            raise FunctionUnavailable(f"{function}: {message}")
+        raise FunctionError(f"{function}: {message}")
 
 
 class LambdaClient:
@@ -220,12 +221,14 @@ class LambdaClient:
             payload = response["Payload"].read()
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "ClientError")
-            raise FunctionError(f"{name}: {code}: {exc}", retryable=code not in self.PERMANENT) from None
+            if code in self.PERMANENT:
+                raise FunctionError(f"{name}: {code}: {exc}") from None
+            raise FunctionUnavailable(f"{name}: {code}: {exc}") from None
         except BotoCoreError as exc:  # connection refused, timeouts, no credentials...
-            raise FunctionError(f"{name}: {type(exc).__name__}: {exc}", retryable=True) from None
+            raise FunctionUnavailable(f"{name}: {type(exc).__name__}: {exc}") from None
         body = json.loads(payload) if payload else {}
         if response.get("FunctionError"):
-            raise FunctionError(f"{name}: {body.get('errorType')}: {body.get('errorMessage')}", retryable=True)
+            raise FunctionUnavailable(f"{name}: {body.get('errorType')}: {body.get('errorMessage')}")
         return raise_for_error(body)
 
 

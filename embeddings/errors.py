@@ -25,3 +25,12 @@ class InvalidRequest(FunctionError):
 
 class ModelNotFound(FunctionError):
     error_type = "ModelNotFound"
+
+
+class FunctionUnavailable(FunctionError):
+    """Slow, down or throttled: calling again later can succeed."""
+
+    error_type = "FunctionUnavailable"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True)

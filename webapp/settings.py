@@ -44,6 +44,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "webapp.core",
+    "webapp.events",
+    "webapp.questions",
 ]
 
 MIDDLEWARE = [
@@ -123,3 +125,24 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
 }
+
+# Celery: a Redis broker when REDIS_URL is set; otherwise tasks run eagerly, in the request.
+REDIS_URL = envstr("REDIS_URL", "")
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
+CELERY_TASK_EAGER_PROPAGATES = False
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", 120, minimum=1)
+CELERY_TASK_SOFT_TIME_LIMIT = envint("CELERY_TASK_SOFT_TIME_LIMIT", 90, minimum=1)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_IGNORE_RESULT = True
+# Processing retries transient function failures with exponential backoff, up to this many times.
+QUESTION_MAX_RETRIES = envint("QUESTION_MAX_RETRIES", 5, minimum=0)
+
+# Rate limits on the public endpoints, per attendee (the per-address limits are ten times these).
+POSTS_PER_MINUTE = envint("POSTS_PER_MINUTE", 6, minimum=1)
+POSTS_PER_MINUTE_PER_ADDRESS = envint("POSTS_PER_MINUTE_PER_ADDRESS", 60, minimum=1)
+VOTES_PER_MINUTE = envint("VOTES_PER_MINUTE", 60, minimum=1)
+SIMILAR_PER_MINUTE = envint("SIMILAR_PER_MINUTE", 60, minimum=1)

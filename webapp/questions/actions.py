@@ -1,0 +1,130 @@
+"""Writes that touch several rows: plain functions, each one transaction."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from webapp.events.models import Event
+from webapp.questions.models import Flag, Question, Vote
+
+
+class ActionError(Exception):
+    """A request the current state does not allow (a closed event, a merged question...)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def submit_question(event: Event, text: str, attendee: str, author_name: str = "") -> Question:
+    """Store first, process after commit: the question is kept even when the functions are down."""
+    from webapp.questions.tasks import process_question
+
+    if not event.is_open:
+        raise ActionError("this event is closed to new questions")
+    status = Question.Status.AWAITING_APPROVAL if event.premoderation else Question.Status.VISIBLE
+    with transaction.atomic():
+        question = Question.objects.create(
+            event=event, text=text, attendee=attendee, author_name=author_name, status=status
+        )
+        process_question.delay_on_commit(question.pk)
+    return question
+
+
+def retry_processing(question: Question) -> None:
+    from webapp.questions.tasks import process_question
+
+    with transaction.atomic():
+        Question.objects.filter(pk=question.pk, state=Question.State.FAILED).update(
+            state=Question.State.PENDING, last_error=""
+        )
+        process_question.delay_on_commit(question.pk)
+
+
+def vote(question: Question, attendee: str) -> bool:
+    """One vote per attendee per question; True when this call added it."""
+    if not question.event.is_open:
+        raise ActionError("this event is closed")
+    if question.status != Question.Status.VISIBLE:
+        raise ActionError("only visible questions take votes")
+    try:
+        with transaction.atomic():
+            Vote.objects.create(question=question, attendee=attendee)
+            Question.objects.filter(pk=question.pk).update(vote_count=F("vote_count") + 1)
+    except IntegrityError:
+        return False
+    return True
+
+
+def _recount(question_id: int) -> None:
+    Question.objects.filter(pk=question_id).update(vote_count=Vote.objects.filter(question_id=question_id).count())
+
+
+def merge(duplicate: Question, original: Question, moderator) -> None:
+    """Hide ``duplicate`` behind ``original``: its votes move over, its asker can follow the link."""
+    if duplicate.pk == original.pk or duplicate.event_id != original.event_id:
+        raise ActionError("a question merges into another question of the same event")
+    with transaction.atomic():
+        # Race: a vote arriving during the merge must not be lost or counted twice; lock both rows.
+        locked = Question.objects.select_for_update().in_bulk([duplicate.pk, original.pk])
+        duplicate, original = locked[duplicate.pk], locked[original.pk]
+        if original.status == Question.Status.MERGED and original.merged_into_id:
+            original = Question.objects.select_for_update().get(pk=original.merged_into_id)
+        already = set(Vote.objects.filter(question=original).values_list("attendee", flat=True))
+        Vote.objects.filter(question=duplicate).exclude(attendee__in=already).update(question=original)
+        Vote.objects.filter(question=duplicate).delete()
+        Question.objects.filter(merged_into=duplicate).update(merged_into=original)
+        duplicate.status = Question.Status.MERGED
+        duplicate.merged_into = original
+        duplicate.pinned = False
+        duplicate.save(update_fields=["status", "merged_into", "pinned"])
+        _recount(original.pk)
+        _recount(duplicate.pk)
+        now = timezone.now()
+        Flag.objects.filter(question=duplicate, matched=original, status=Flag.Status.OPEN).update(
+            status=Flag.Status.MERGED, decided_by=moderator, decided_at=now
+        )
+
+
+def merge_flag(flag: Flag, moderator) -> None:
+    if flag.status != Flag.Status.OPEN:
+        raise ActionError(f"this flag is already {flag.status}")
+    merge(flag.question, flag.matched, moderator)
+    Flag.objects.filter(pk=flag.pk).update(status=Flag.Status.MERGED, decided_by=moderator, decided_at=timezone.now())
+
+
+def dismiss_flag(flag: Flag, moderator) -> None:
+    """Kept as "not a duplicate": the verdicts calibrate the thresholds later."""
+    updated = Flag.objects.filter(pk=flag.pk, status=Flag.Status.OPEN).update(
+        status=Flag.Status.DISMISSED, decided_by=moderator, decided_at=timezone.now()
+    )
+    if not updated:
+        raise ActionError("this flag is already decided")
+
+
+MODERATION_ACTIONS = ("approve", "hide", "show", "answer", "unanswer", "pin", "unpin", "retry")
+
+
+def moderate(question: Question, action: str) -> None:
+    if action not in MODERATION_ACTIONS:
+        raise ActionError(f"unknown action; one of {', '.join(MODERATION_ACTIONS)}", field="action")
+    if question.status == Question.Status.MERGED and action != "retry":
+        raise ActionError("this question was merged into another")
+    if action == "retry":
+        if question.state != Question.State.FAILED:
+            raise ActionError("only a question whose processing failed can be retried")
+        retry_processing(question)
+        return
+    changes = {
+        "approve": {"status": Question.Status.VISIBLE},
+        "show": {"status": Question.Status.VISIBLE},
+        "hide": {"status": Question.Status.HIDDEN, "pinned": False},
+        "answer": {"answered": True, "pinned": False},
+        "unanswer": {"answered": False},
+        "pin": {"pinned": True},
+        "unpin": {"pinned": False},
+    }[action]
+    Question.objects.filter(pk=question.pk).update(**changes)

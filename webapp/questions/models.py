@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import numpy as np
+from django.conf import settings
+from django.db import models
+
+from webapp.events.models import Event
+
+MAX_QUESTION_CHARS = 300
+MAX_NAME_CHARS = 60
+
+
+class QuestionQuerySet(models.QuerySet["Question"]):
+    def for_event(self, event: Event) -> QuestionQuerySet:
+        return self.filter(event=event)
+
+    def public(self) -> QuestionQuerySet:
+        """What every attendee sees: approved, not hidden, not merged away."""
+        return self.filter(status=Question.Status.VISIBLE)
+
+    def with_vector(self) -> QuestionQuerySet:
+        return self.filter(vector__isnull=False)
+
+    def by_votes(self) -> QuestionQuerySet:
+        return self.order_by("-pinned", "answered", "-vote_count", "-created_at")
+
+    def by_time(self) -> QuestionQuerySet:
+        return self.order_by("-pinned", "-created_at")
+
+
+class Question(models.Model):
+    class Status(models.TextChoices):
+        VISIBLE = "visible"
+        AWAITING_APPROVAL = "awaiting_approval"
+        HIDDEN = "hidden"
+        MERGED = "merged"
+
+    class State(models.TextChoices):
+        """Processing by the functions: embedding, sentiment, duplicate search."""
+
+        PENDING = "pending"
+        PROCESSED = "processed"
+        FAILED = "failed"
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="questions")
+    text = models.CharField(max_length=MAX_QUESTION_CHARS)
+    author_name = models.CharField(max_length=MAX_NAME_CHARS, blank=True)
+    attendee = models.CharField(max_length=64, db_index=True, help_text="The asker's signed-cookie id.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.VISIBLE)
+    answered = models.BooleanField(default=False)
+    pinned = models.BooleanField(default=False)
+    merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged")
+    vote_count = models.PositiveIntegerField(default=0)
+
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    vector = models.BinaryField(null=True, blank=True, help_text="float32, little-endian, L2-normalised")
+    vector_model = models.CharField(max_length=100, blank=True)
+    sentiment_label = models.CharField(max_length=20, blank=True)
+    sentiment_scores = models.JSONField(null=True, blank=True)
+
+    objects = QuestionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["event", "status"]), models.Index(fields=["event", "state"])]
+
+    def __str__(self) -> str:
+        return self.text[:60]
+
+    def embedding(self) -> np.ndarray | None:
+        if self.vector is None:
+            return None
+        return np.frombuffer(bytes(self.vector), dtype="<f4")
+
+
+class Vote(models.Model):
+    question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="votes")
+    attendee = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["question", "attendee"], name="one_vote_per_attendee")]
+
+
+class Flag(models.Model):
+    """A new question that looks like one asked before, for a moderator to merge or dismiss."""
+
+    class Kind(models.TextChoices):
+        DUPLICATE = "duplicate"
+        RELATED = "related"
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        MERGED = "merged"
+        DISMISSED = "dismissed"
+
+    question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="flags")
+    matched = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="matched_by")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    similarity = models.FloatField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-similarity"]
+        constraints = [models.UniqueConstraint(fields=["question", "matched"], name="one_flag_per_pair")]

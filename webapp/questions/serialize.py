@@ -1,0 +1,51 @@
+"""The JSON shape of questions and flags, shared by the API and the pages' live updates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from webapp.questions.models import Flag, Question
+
+
+def question_json(question: Question, attendee: str | None = None, moderator: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": question.pk,
+        "text": question.text,
+        "name": question.author_name,
+        "created_at": question.created_at.isoformat(),
+        "state": question.state,
+        "status": question.status,
+        "answered": question.answered,
+        "pinned": question.pinned,
+        "votes": question.vote_count,
+        "merged_into": question.merged_into_id,
+        "mine": attendee is not None and question.attendee == attendee,
+        "sentiment": (
+            {"label": question.sentiment_label, "scores": question.sentiment_scores}
+            if question.sentiment_label
+            else None
+        ),
+    }
+    if moderator:
+        data["last_error"] = question.last_error
+        data["attempts"] = question.attempts
+    return data
+
+
+def flags_json(question: Question) -> list[dict[str, Any]]:
+    return [
+        {"id": f.pk, "kind": f.kind, "similarity": round(f.similarity, 4), "matched_id": f.matched_id, "status": f.status}
+        for f in question.flags.all()
+    ]
+
+
+def flag_json(flag: Flag) -> dict[str, Any]:
+    return {
+        "id": flag.pk,
+        "kind": flag.kind,
+        "similarity": round(flag.similarity, 4),
+        "status": flag.status,
+        "question": question_json(flag.question, moderator=True),
+        "matched": question_json(flag.matched, moderator=True),
+        "created_at": flag.created_at.isoformat(),
+    }
