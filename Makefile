@@ -20,6 +20,8 @@ install: $(STAMP)
 
 run: install
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	@echo "The demo event: http://$(HOST):$(PORT)/e/DEMO/ (moderate: /e/DEMO/moderate/)"
 	@echo "Serving on http://$(HOST):$(PORT)/"
 	$(PY) manage.py runserver $(HOST):$(PORT)
 

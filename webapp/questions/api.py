@@ -161,7 +161,7 @@ def question_vote(request: HttpRequest, pk: int) -> tuple[dict[str, Any], int]:
 @require_GET
 @api
 def event_similar(request: HttpRequest, code: str) -> tuple[dict[str, Any], int]:
-    """"Already asked?" while typing: the event's public questions close to ``q``."""
+    """ "Already asked?" while typing: the event's public questions close to ``q``."""
     event = get_event(code)
     q = text_field({"q": request.GET.get("q", "")}, "q", MAX_QUESTION_CHARS, required=True)
     limit(request, "similar", settings.SIMILAR_PER_MINUTE, settings.SIMILAR_PER_MINUTE * 10)
@@ -172,8 +172,13 @@ def event_similar(request: HttpRequest, code: str) -> tuple[dict[str, Any], int]
     matches = find_matches(event, vector, limit=3, public_only=True)
     return {
         "results": [
-            {"id": m.question.pk, "text": m.question.text, "similarity": m.similarity, "kind": m.kind,
-             "votes": m.question.vote_count}
+            {
+                "id": m.question.pk,
+                "text": m.question.text,
+                "similarity": m.similarity,
+                "kind": m.kind,
+                "votes": m.question.vote_count,
+            }
             for m in matches
         ]
     }, 200

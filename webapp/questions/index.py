@@ -66,9 +66,7 @@ _lock = threading.Lock()
 
 
 def _rows(event_id: int, after_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rows = list(
-        Question.objects.filter(event_id=event_id, id__gt=after_id).with_vector().values_list("id", "vector")
-    )
+    rows = list(Question.objects.filter(event_id=event_id, id__gt=after_id).with_vector().values_list("id", "vector"))
     if not rows:
         return np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
     ids = np.array([r[0] for r in rows], dtype=np.int64)

@@ -86,6 +86,9 @@ class Vote(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["question", "attendee"], name="one_vote_per_attendee")]
 
+    def __str__(self) -> str:
+        return f"vote on {self.question_id}"
+
 
 class Flag(models.Model):
     """A new question that looks like one asked before, for a moderator to merge or dismiss."""
@@ -111,3 +114,6 @@ class Flag(models.Model):
     class Meta:
         ordering = ["-similarity"]
         constraints = [models.UniqueConstraint(fields=["question", "matched"], name="one_flag_per_pair")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.question_id} ~ {self.matched_id} ({self.similarity:.2f})"

@@ -34,7 +34,13 @@ def question_json(question: Question, attendee: str | None = None, moderator: bo
 
 def flags_json(question: Question) -> list[dict[str, Any]]:
     return [
-        {"id": f.pk, "kind": f.kind, "similarity": round(f.similarity, 4), "matched_id": f.matched_id, "status": f.status}
+        {
+            "id": f.pk,
+            "kind": f.kind,
+            "similarity": round(f.similarity, 4),
+            "matched_id": f.matched_id,
+            "status": f.status,
+        }
         for f in question.flags.all()
     ]
 

@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,22 +14,46 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Event',
+            name="Event",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('title', models.CharField(max_length=200)),
-                ('code', models.CharField(max_length=20, unique=True)),
-                ('is_open', models.BooleanField(default=True, help_text='Closed events take no new questions or votes.')),
-                ('anonymous_allowed', models.BooleanField(default=True, help_text='Attendees may ask without a name.')),
-                ('premoderation', models.BooleanField(default=False, help_text="Questions wait for a moderator's approval.")),
-                ('duplicate_threshold', models.FloatField(blank=True, help_text="Override of the model's card.", null=True)),
-                ('related_threshold', models.FloatField(blank=True, help_text="Override of the model's card.", null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('moderators', models.ManyToManyField(blank=True, related_name='moderated_events', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("title", models.CharField(max_length=200)),
+                ("code", models.CharField(max_length=20, unique=True)),
+                (
+                    "is_open",
+                    models.BooleanField(default=True, help_text="Closed events take no new questions or votes."),
+                ),
+                ("anonymous_allowed", models.BooleanField(default=True, help_text="Attendees may ask without a name.")),
+                (
+                    "premoderation",
+                    models.BooleanField(default=False, help_text="Questions wait for a moderator's approval."),
+                ),
+                (
+                    "duplicate_threshold",
+                    models.FloatField(blank=True, help_text="Override of the model's card.", null=True),
+                ),
+                (
+                    "related_threshold",
+                    models.FloatField(blank=True, help_text="Override of the model's card.", null=True),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "moderators",
+                    models.ManyToManyField(blank=True, related_name="moderated_events", to=settings.AUTH_USER_MODEL),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
     ]

@@ -1,0 +1,103 @@
+"""The management commands named in the README."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
+
+from webapp.events.models import Event
+from webapp.questions import actions
+from webapp.questions.models import Flag, Question
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run(*args: str) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def test_create_event_prints_the_code_and_assigns_moderators():
+    User.objects.create_user("maria", password="pw-for-tests-only")
+    code = run("create_event", "Keynote", "--moderator", "maria").strip()
+    event = Event.objects.get(code=code)
+    assert len(code) == 6 and event.title == "Keynote"
+    assert list(event.moderators.values_list("username", flat=True)) == ["maria"]
+    assert run("create_event", "Town hall", "--code", "town-hall").strip() == "TOWN-HALL"
+
+
+def test_create_event_errors_are_clear():
+    with pytest.raises(CommandError, match="no user named 'ghost'"):
+        run("create_event", "Keynote", "--moderator", "ghost")
+    run("create_event", "A", "--code", "SAME")
+    with pytest.raises(CommandError, match="code"):
+        run("create_event", "B", "--code", "same")
+    with pytest.raises(CommandError, match="code"):
+        run("create_event", "C", "--code", "no spaces allowed")
+
+
+def test_seed_demo_creates_paraphrases_that_get_flagged_and_is_idempotent():
+    out = run("seed_demo")
+    assert "DEMO" in out and "moderator login: demo /" in out
+    event = Event.objects.get(code="DEMO")
+    assert Question.objects.filter(event=event, state="processed").count() >= 10
+    assert Flag.objects.filter(question__event=event, kind="duplicate").exists()
+    assert event.is_moderator(User.objects.get(username="demo"))
+    run("seed_demo")
+    assert Event.objects.filter(code="DEMO").count() == 1
+
+
+def test_export_questions_writes_csv_with_sentiment_and_flags(tmp_path):
+    event = Event.create("Room", code="ROOM")
+    actions.submit_question(event, "Will the slides be shared after the talk?", "a")
+    actions.submit_question(event, '=HYPERLINK("http://evil")', "b")
+    path = tmp_path / "out.csv"
+    call_command("export_questions", "room", "--output", str(path), stderr=io.StringIO())
+    rows = list(csv.DictReader(path.open(encoding="utf-8")))
+    assert len(rows) == 2 and rows[0]["sentiment"] in ("negative", "neutral", "positive")
+    assert rows[1]["text"].startswith("'=")  # not a formula when opened in a spreadsheet
+    with pytest.raises(CommandError, match="no event"):
+        call_command("export_questions", "NOPE")
+
+
+def test_calibrate_thresholds_from_verdicts_writes_event_overrides(tmp_path):
+    event = Event.create("Room", code="ROOM")
+    moderator = User.objects.create_user("mod", password="pw-for-tests-only")
+    pairs = [
+        ("Will the slides be shared after the talk?", "Are you going to share the slides afterwards?", "merge"),
+        ("Is the session recorded?", "Will there be a recording of this session?", "merge"),
+        ("How much does the pro plan cost?", "Does the pro plan include SSO?", "dismiss"),
+    ]
+    for a, b, verdict in pairs:
+        actions.submit_question(event, a, "x")
+        actions.submit_question(event, b, "y")
+    flags = {f.question.text: f for f in Flag.objects.select_related("question")}
+    for _, b, verdict in pairs:
+        if b in flags:
+            (actions.merge_flag if verdict == "merge" else actions.dismiss_flag)(flags[b], moderator)
+    labelled = tmp_path / "pairs.tsv"
+    labelled.write_text(
+        "label\tquestion_a\tquestion_b\n"
+        "related\tWhen is the exam?\tWhich chapters are on the exam?\n"
+        "unrelated\tWhen is the exam?\tIs there parking nearby?\n"
+        "duplicate\tWhen is the exam?\tWhat date is the exam on?\n",
+        encoding="utf-8",
+    )
+    out = run("calibrate_thresholds", str(labelled), "--event", "ROOM", "--write", "--json")
+    result = json.loads(out.strip().splitlines()[-1])
+    event.refresh_from_db()
+    assert result["written"] is True and result["pairs"] >= 4
+    assert event.duplicate_threshold == pytest.approx(result["thresholds"]["duplicate"], abs=1e-4)
+    assert event.related_threshold <= event.duplicate_threshold
+    with pytest.raises(CommandError, match="--write needs --event"):
+        run("calibrate_thresholds", "--write")
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("label\tquestion_a\tquestion_b\nmaybe\ta\tb\n", encoding="utf-8")
+    with pytest.raises(CommandError, match=r"bad\.tsv:2"):
+        run("calibrate_thresholds", str(bad))

@@ -1,0 +1,97 @@
+"""Processing a question when the functions fail: nothing is lost, failures are visible and retried."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.cache import cache
+from django.core.management import call_command
+from django.test import Client
+
+from webapp.core import inference
+from webapp.events.models import Event
+from webapp.questions import index
+from webapp.questions.models import Flag, Question
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _fresh():
+    cache.clear()
+    inference.functions.cache_clear()
+    yield
+    inference.functions.cache_clear()
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def functions_down(settings):
+    settings.INFERENCE_BACKEND = "http"
+    settings.INFERENCE_URL = f"http://127.0.0.1:{closed_port()}"
+    settings.QUESTION_MAX_RETRIES = 2
+    inference.functions.cache_clear()
+
+
+def ask(client: Client, text: str) -> dict:
+    response = client.post("/api/events/ROOM/questions", json.dumps({"text": text}), content_type="application/json")
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def test_question_is_accepted_while_the_functions_are_down_then_retried(client: Client, functions_down, settings):
+    event = Event.create("Room", code="ROOM")
+    moderator = User.objects.create_user("mod", password="pw-for-tests-only")
+    event.moderators.add(moderator)
+    body = ask(client, "Is the keynote recorded?")
+    question = Question.objects.get(pk=body["id"])
+    assert question.state == "failed" and question.attempts == 3  # first try + 2 retries
+    assert "Connection" in question.last_error or "refused" in question.last_error
+    mod = Client()
+    mod.force_login(moderator)
+    failed = mod.get("/api/events/ROOM/queue").json()["failed"]
+    assert [q["id"] for q in failed] == [question.pk]
+    # The attendee still sees the question.
+    assert [q["id"] for q in client.get("/api/events/ROOM/questions").json()["questions"]] == [question.pk]
+
+    settings.INFERENCE_BACKEND = "local"
+    inference.functions.cache_clear()
+    response = mod.post(
+        f"/api/questions/{question.pk}/moderate", json.dumps({"action": "retry"}), content_type="application/json"
+    )
+    assert response.status_code == 200
+    question.refresh_from_db()
+    assert question.state == "processed" and question.sentiment_label and question.last_error == ""
+
+
+def test_processing_twice_changes_nothing():
+    from webapp.questions import processing
+
+    event = Event.create("Room", code="ROOM")
+    first = Question.objects.create(event=event, text="Will the slides be shared after the talk?", attendee="a")
+    second = Question.objects.create(event=event, text="Are you going to share the slides afterwards?", attendee="b")
+    for _ in range(2):
+        processing.process_question(first.pk)
+        processing.process_question(second.pk)
+    assert Flag.objects.count() == 1
+    assert Question.objects.get(pk=second.pk).attempts == 1
+    processing.process_question(999_999)  # gone: returns quietly
+
+
+def test_reindex_command_rebuilds_and_processes_pending(capsys):
+    event = Event.create("Room", code="ROOM")
+    Question.objects.create(event=event, text="Where is the coffee?", attendee="a")
+    call_command("reindex", "--process", "--json")
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out == {"events": 1, "vectors": 1, "processed": 1, "failed": 0}
+    index.forget()
+    call_command("reindex", "--event", "room", "--json")
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["vectors"] == 1
