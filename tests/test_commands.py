@@ -74,7 +74,7 @@ def test_calibrate_thresholds_from_verdicts_writes_event_overrides(tmp_path):
         ("Is the session recorded?", "Will there be a recording of this session?", "merge"),
         ("How much does the pro plan cost?", "Does the pro plan include SSO?", "dismiss"),
     ]
-    for a, b, verdict in pairs:
+    for a, b, _ in pairs:
         actions.submit_question(event, a, "x")
         actions.submit_question(event, b, "y")
     flags = {f.question.text: f for f in Flag.objects.select_related("question")}

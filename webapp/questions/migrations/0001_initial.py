@@ -6,82 +6,144 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('events', '0001_initial'),
+        ("events", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Question',
+            name="Question",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('text', models.CharField(max_length=300)),
-                ('author_name', models.CharField(blank=True, max_length=60)),
-                ('attendee', models.CharField(db_index=True, help_text="The asker's signed-cookie id.", max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('status', models.CharField(choices=[('visible', 'Visible'), ('awaiting_approval', 'Awaiting Approval'), ('hidden', 'Hidden'), ('merged', 'Merged')], default='visible', max_length=20)),
-                ('answered', models.BooleanField(default=False)),
-                ('pinned', models.BooleanField(default=False)),
-                ('vote_count', models.PositiveIntegerField(default=0)),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('processed', 'Processed'), ('failed', 'Failed')], default='pending', max_length=20)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('last_error', models.TextField(blank=True)),
-                ('processed_at', models.DateTimeField(blank=True, null=True)),
-                ('vector', models.BinaryField(blank=True, help_text='float32, little-endian, L2-normalised', null=True)),
-                ('vector_model', models.CharField(blank=True, max_length=100)),
-                ('sentiment_label', models.CharField(blank=True, max_length=20)),
-                ('sentiment_scores', models.JSONField(blank=True, null=True)),
-                ('event', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='questions', to='events.event')),
-                ('merged_into', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='merged', to='questions.question')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("text", models.CharField(max_length=300)),
+                ("author_name", models.CharField(blank=True, max_length=60)),
+                ("attendee", models.CharField(db_index=True, help_text="The asker's signed-cookie id.", max_length=64)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("visible", "Visible"),
+                            ("awaiting_approval", "Awaiting Approval"),
+                            ("hidden", "Hidden"),
+                            ("merged", "Merged"),
+                        ],
+                        default="visible",
+                        max_length=20,
+                    ),
+                ),
+                ("answered", models.BooleanField(default=False)),
+                ("pinned", models.BooleanField(default=False)),
+                ("vote_count", models.PositiveIntegerField(default=0)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("pending", "Pending"), ("processed", "Processed"), ("failed", "Failed")],
+                        default="pending",
+                        max_length=20,
+                    ),
+                ),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("last_error", models.TextField(blank=True)),
+                ("processed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "vector",
+                    models.BinaryField(blank=True, help_text="float32, little-endian, L2-normalised", null=True),
+                ),
+                ("vector_model", models.CharField(blank=True, max_length=100)),
+                ("sentiment_label", models.CharField(blank=True, max_length=20)),
+                ("sentiment_scores", models.JSONField(blank=True, null=True)),
+                (
+                    "event",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="questions", to="events.event"
+                    ),
+                ),
+                (
+                    "merged_into",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="merged",
+                        to="questions.question",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Flag',
+            name="Flag",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('duplicate', 'Duplicate'), ('related', 'Related')], max_length=20)),
-                ('similarity', models.FloatField()),
-                ('status', models.CharField(choices=[('open', 'Open'), ('merged', 'Merged'), ('dismissed', 'Dismissed')], default='open', max_length=20)),
-                ('decided_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('decided_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('matched', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='matched_by', to='questions.question')),
-                ('question', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='flags', to='questions.question')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("kind", models.CharField(choices=[("duplicate", "Duplicate"), ("related", "Related")], max_length=20)),
+                ("similarity", models.FloatField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("open", "Open"), ("merged", "Merged"), ("dismissed", "Dismissed")],
+                        default="open",
+                        max_length=20,
+                    ),
+                ),
+                ("decided_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "decided_by",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "matched",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="matched_by", to="questions.question"
+                    ),
+                ),
+                (
+                    "question",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="flags", to="questions.question"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-similarity'],
+                "ordering": ["-similarity"],
             },
         ),
         migrations.CreateModel(
-            name='Vote',
+            name="Vote",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('attendee', models.CharField(max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('question', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='votes', to='questions.question')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("attendee", models.CharField(max_length=64)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "question",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="votes", to="questions.question"
+                    ),
+                ),
             ],
         ),
         migrations.AddIndex(
-            model_name='question',
-            index=models.Index(fields=['event', 'status'], name='questions_q_event_i_ea4278_idx'),
+            model_name="question",
+            index=models.Index(fields=["event", "status"], name="questions_q_event_i_ea4278_idx"),
         ),
         migrations.AddIndex(
-            model_name='question',
-            index=models.Index(fields=['event', 'state'], name='questions_q_event_i_860e98_idx'),
+            model_name="question",
+            index=models.Index(fields=["event", "state"], name="questions_q_event_i_860e98_idx"),
         ),
         migrations.AddConstraint(
-            model_name='flag',
-            constraint=models.UniqueConstraint(fields=('question', 'matched'), name='one_flag_per_pair'),
+            model_name="flag",
+            constraint=models.UniqueConstraint(fields=("question", "matched"), name="one_flag_per_pair"),
         ),
         migrations.AddConstraint(
-            model_name='vote',
-            constraint=models.UniqueConstraint(fields=('question', 'attendee'), name='one_vote_per_attendee'),
+            model_name="vote",
+            constraint=models.UniqueConstraint(fields=("question", "attendee"), name="one_vote_per_attendee"),
         ),
     ]
