@@ -13,6 +13,7 @@ from webapp.questions.models import Flag, Question
 from webapp.questions.similarity import find_matches
 
 log = logging.getLogger(__name__)
+FLAGS_PER_QUESTION = 3
 
 
 def process_question(question_id: int) -> Question | None:
@@ -37,7 +38,8 @@ def process_question(question_id: int) -> Question | None:
         question = Question.objects.select_for_update().get(pk=question_id)
         if question.state == Question.State.PROCESSED:
             return question
-        for match in find_matches(event, vector, exclude_id=question.pk):
+        # The best few matches are enough for a moderator; more would bury the queue.
+        for match in find_matches(event, vector, exclude_id=question.pk, limit=FLAGS_PER_QUESTION):
             Flag.objects.get_or_create(
                 question=question,
                 matched=match.question,
