@@ -26,9 +26,13 @@ run: install
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 # The whole suite on SQLite, then the database-backed tests again on PostgreSQL.
-test: install
+test: install browser
 	$(PY) -m pytest -q
 	DATABASE_URL=$(POSTGRES_URL) $(PY) -m pytest -q -m django_db
+
+# Debian's Chromium for the browser tests (Playwright never downloads its own build here).
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
 lint: install
 	$(PY) -m ruff check .

@@ -11,6 +11,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 os.environ.setdefault("EMBEDDINGS_THREADS", "1")
+# Playwright runs an asyncio loop in the test thread; Django would refuse ORM calls (and the test
+# database set-up) beside it. The browser tests touch the database only from plain sync code.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 def run_module(module: str, *args: str, env: dict[str, str] | None = None) -> tuple[int, Any, str]:
@@ -42,3 +45,9 @@ def write_tsv(tmp_path: Path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    """pytest-playwright's browser is Debian's Chromium: Playwright's own builds cannot be downloaded here."""
+    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium"}

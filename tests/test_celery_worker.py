@@ -29,10 +29,13 @@ def broker() -> Iterator[None]:
     """Tasks leave the web process through Redis, as in production."""
     redis.Redis.from_url(REDIS_URL).flushdb()
     app.conf.update(broker_url=REDIS_URL, task_always_eager=False)
-    app._pool = None  # drop connections made for the previous configuration
+    # Drop connections and producers made for the previous (eager, in-memory) configuration.
+    app._pool = None
+    app.amqp._producer_pool = None
     yield
     app.conf.update(broker_url="memory://", task_always_eager=True)
     app._pool = None
+    app.amqp._producer_pool = None
     redis.Redis.from_url(REDIS_URL).flushdb()
 
 

@@ -69,6 +69,9 @@ def test_votes_count_once_per_attendee(client: Client, event: Event):
     assert post(client, f"/api/questions/{qid}/vote", {})[1]["votes"] == 1
     assert post(client, f"/api/questions/{qid}/vote", {})[1] == {"id": qid, "votes": 1, "voted": True, "added": False}
     assert post(Client(), f"/api/questions/{qid}/vote", {})[1]["votes"] == 2
+    assert client.get("/api/events/ALLHANDS/questions").json()["questions"][0]["voted"] is True
+    assert Client().get("/api/events/ALLHANDS/questions").json()["questions"][0]["voted"] is False
+    assert client.get(f"/api/questions/{qid}").json()["voted"] is True
 
 
 def test_listing_sorts_by_votes_or_time(client: Client, event: Event):

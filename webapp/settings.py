@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "webapp.core",
     "webapp.events",
     "webapp.questions",
+    "webapp.dashboard",
 ]
 
 MIDDLEWARE = [
@@ -101,6 +102,8 @@ STATIC_ROOT.mkdir(exist_ok=True)
 # Serve from the finders in development and tests; collectstatic is for production.
 WHITENOISE_USE_FINDERS = True
 
+LOGIN_URL = "login"
+LOGOUT_REDIRECT_URL = "/"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
@@ -124,6 +127,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
+    # One line per task is noise in the web process's log (eager mode) and in benchmarks.
+    "loggers": {"celery.app.trace": {"level": "WARNING"}},
 }
 
 # Celery: a Redis broker when REDIS_URL is set; otherwise tasks run eagerly, in the request.

@@ -6,7 +6,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from embeddings.cards import available, load_card
@@ -14,6 +14,8 @@ from embeddings.errors import FunctionError
 from webapp.core import ratelimit
 from webapp.core.forms import CompareForm
 from webapp.core.inference import functions, model_thresholds
+from webapp.events.codes import is_valid, normalise
+from webapp.events.models import Event
 
 COMPARE_LIMIT_PER_MINUTE = 30
 
@@ -46,8 +48,20 @@ def _models() -> list[dict[str, Any]]:
     ]
 
 
+def _join(code: str) -> tuple[Event | None, str]:
+    """The event behind a typed join code, or the message to show instead."""
+    code = normalise(code)
+    event = Event.objects.filter(code=code).first() if is_valid(code) else None
+    return event, "" if event else "No event has that join code: check it and try again."
+
+
 @require_http_methods(["GET", "POST"])
 def home(request: HttpRequest) -> HttpResponse:
+    join_code, join_error = request.GET.get("code"), ""
+    if join_code is not None:
+        event, join_error = _join(join_code)
+        if event is not None:
+            return redirect("pages:attendee", code=event.code)
     form = CompareForm(request.POST or None)
     result, status = None, 200
     if request.method == "POST":
@@ -62,7 +76,14 @@ def home(request: HttpRequest) -> HttpResponse:
                 form.add_error(None, f"The functions could not answer: {exc.message}")
         else:
             status = 400
-    context = {"form": form, "result": result, "models": _models(), "backend": settings.INFERENCE_BACKEND}
+    context = {
+        "form": form,
+        "result": result,
+        "models": _models(),
+        "backend": settings.INFERENCE_BACKEND,
+        "join_code": join_code or "",
+        "join_error": join_error,
+    }
     return render(request, "core/home.html", context, status=status)
 
 

@@ -18,7 +18,7 @@ from webapp.events.codes import normalise
 from webapp.events.models import Event
 from webapp.questions import actions
 from webapp.questions.attendees import attendee_id, remember
-from webapp.questions.models import MAX_NAME_CHARS, MAX_QUESTION_CHARS, Flag, Question
+from webapp.questions.models import MAX_NAME_CHARS, MAX_QUESTION_CHARS, Flag, Question, Vote
 from webapp.questions.serialize import flag_json, flags_json, question_json
 from webapp.questions.similarity import find_matches
 
@@ -128,9 +128,10 @@ def event_questions(request: HttpRequest, code: str) -> tuple[dict[str, Any], in
     public = Question.objects.for_event(event).public()
     public = public.by_votes() if sort == "votes" else public.by_time()
     mine = Question.objects.for_event(event).filter(attendee=me).exclude(status=Question.Status.VISIBLE)
+    voted = set(Vote.objects.filter(question__event=event, attendee=me).values_list("question_id", flat=True))
     return {
         "event": {"code": event.code, "title": event.title, "open": event.is_open},
-        "questions": [question_json(q, me) for q in public[:500]],
+        "questions": [question_json(q, me, voted=q.pk in voted) for q in public[:500]],
         "mine": [question_json(q, me) for q in mine.order_by("-created_at")[:50]],
     }, 200
 
@@ -141,7 +142,9 @@ def question_detail(request: HttpRequest, pk: int) -> tuple[dict[str, Any], int]
     question = get_question(pk)
     if not can_see(request, question):
         raise ApiError(404, "no such question")
-    data = question_json(question, attendee_id(request), moderator=question.event.is_moderator(request.user))
+    me = attendee_id(request)
+    voted = Vote.objects.filter(question=question, attendee=me).exists()
+    data = question_json(question, me, moderator=question.event.is_moderator(request.user), voted=voted)
     data["flags"] = flags_json(question)
     return data, 200
 

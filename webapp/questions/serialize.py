@@ -7,7 +7,9 @@ from typing import Any
 from webapp.questions.models import Flag, Question
 
 
-def question_json(question: Question, attendee: str | None = None, moderator: bool = False) -> dict[str, Any]:
+def question_json(
+    question: Question, attendee: str | None = None, moderator: bool = False, voted: bool = False
+) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": question.pk,
         "text": question.text,
@@ -20,6 +22,7 @@ def question_json(question: Question, attendee: str | None = None, moderator: bo
         "votes": question.vote_count,
         "merged_into": question.merged_into_id,
         "mine": attendee is not None and question.attendee == attendee,
+        "voted": voted,
         "sentiment": (
             {"label": question.sentiment_label, "scores": question.sentiment_scores}
             if question.sentiment_label

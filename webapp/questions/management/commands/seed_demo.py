@@ -55,4 +55,4 @@ class Command(BaseCommand):
         with transaction.atomic():
             user = users.objects.create_user("demo", password=password, is_staff=True)
             event.moderators.add(user)
-        self.stdout.write(f"moderator login: demo / {password}  (http://127.0.0.1:8000/admin/login/)")
+        self.stdout.write(f"moderator login: demo / {password}  (sign in at /accounts/login/)")

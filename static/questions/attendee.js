@@ -1,0 +1,321 @@
+// The attendee page: ask (with "Already asked?" suggestions while typing), upvote, follow
+// one's own questions, all kept live by polling the questions endpoint.
+"use strict";
+
+(() => {
+  const { h } = Live;
+  const page = Live.pageData();
+  const urls = page.urls;
+  const POLL_MS = 1500;
+  const SUGGEST_DELAY_MS = 300;
+  const SUGGEST_MIN_CHARS = 8;
+
+  const $ = (id) => document.getElementById(id);
+  const form = $("ask-form");
+  const fields = $("ask-fields");
+  const textarea = $("ask-text");
+  const nameInput = $("ask-name");
+  const counter = $("ask-counter");
+  const status = $("ask-status");
+  const list = $("questions");
+  const mineList = $("mine");
+
+  // The listing says which questions this attendee voted for; localStorage keeps the answer of a
+  // vote until the next poll confirms it.
+  const votedKey = `asktwice.voted.${page.code}`;
+  const voted = new Set(readJson(votedKey, []));
+  let sort = localStorage.getItem("asktwice.sort") === "time" ? "time" : "votes";
+  let open = page.open;
+  let latest = null; // the last listing from the server
+  let suggestions = [];
+  let suggestSeq = 0;
+  let suggestTimer = null;
+
+  function readJson(key, fallback) {
+    try {
+      return JSON.parse(localStorage.getItem(key)) || fallback;
+    } catch (err) {
+      return fallback;
+    }
+  }
+
+  function markVoted(id) {
+    voted.add(id);
+    localStorage.setItem(votedKey, JSON.stringify(Array.from(voted)));
+  }
+
+  function say(message, kind) {
+    status.textContent = message;
+    status.className = `status ${kind || ""}`;
+  }
+
+  // --- rendering -------------------------------------------------------------------------
+
+  function badge(text, kind) {
+    return h("span", { class: `badge badge-${kind}`, text });
+  }
+
+  // Clicks are handled by the lists (see "wiring"), so the server-rendered buttons work before
+  // the first poll has rebuilt them.
+  function voteButton(q, label) {
+    const done = voted.has(q.id);
+    return h(
+      "button",
+      {
+        type: "button",
+        class: done ? "vote voted" : "vote",
+        dataset: { action: "vote" },
+        disabled: done || !open,
+        "aria-pressed": done ? "true" : "false",
+        "aria-label": done ? `You upvoted this (${q.votes} votes)` : `Upvote (${q.votes} votes)`,
+      },
+      label ? `▲ ${label}` : "▲ ",
+      label ? null : h("span", { class: "vote-count", text: String(q.votes) }),
+    );
+  }
+
+  function renderQuestion(q) {
+    const processing = q.mine && q.state !== "processed";
+    return h(
+      "li",
+      { class: `question${q.pinned ? " is-pinned" : ""}${q.answered ? " is-answered" : ""}`, id: `q-${q.id}` },
+      h("div", { class: "votes" }, voteButton(q)),
+      h(
+        "div",
+        { class: "body" },
+        h("p", { class: "text", text: q.text }),
+        h(
+          "p",
+          { class: "meta" },
+          q.name || "Anonymous",
+          q.pinned ? badge("pinned", "pinned") : null,
+          q.answered ? badge("answered", "answered") : null,
+          q.mine ? badge("yours", "mine") : null,
+          processing ? badge("being processed", "processing") : null,
+        ),
+      ),
+    );
+  }
+
+  function mineState(q) {
+    if (q.status === "merged") {
+      const link = h("a", {
+        href: `#q-${q.merged_into}`,
+        text: `#${q.merged_into}`,
+        on: {
+          click: (event) => {
+            const target = document.getElementById(`q-${q.merged_into}`);
+            if (target) {
+              event.preventDefault();
+              Live.flash(target);
+            }
+          },
+        },
+      });
+      return h("span", { class: "state state-merged" }, "Merged into ", link, ": its votes count there");
+    }
+    if (q.status === "hidden") return h("span", { class: "state state-hidden", text: "Hidden by the moderators" });
+    if (q.status === "awaiting_approval") {
+      return h("span", { class: "state state-awaiting", text: "Awaiting approval" });
+    }
+    if (q.state !== "processed") return h("span", { class: "state state-processing", text: "Being processed" });
+    return h("span", { class: "state state-live", text: `Live · ${q.votes} vote${q.votes === 1 ? "" : "s"}` });
+  }
+
+  function renderMine(q) {
+    return h(
+      "li",
+      { class: "question mine-item", id: `mine-${q.id}` },
+      h("div", { class: "body" }, h("p", { class: "text", text: q.text }), h("p", { class: "meta" }, mineState(q))),
+    );
+  }
+
+  function renderSuggestion(q) {
+    const votes = `${q.votes} vote${q.votes === 1 ? "" : "s"}`;
+    return h(
+      "li",
+      { class: "suggestion" },
+      h(
+        "div",
+        { class: "body" },
+        h("p", { class: "text", text: q.text }),
+        h("p", { class: "meta", text: `${q.kind === "duplicate" ? "Same question" : "Related"} · ${votes}` }),
+      ),
+      voteButton({ id: q.id, votes: q.votes }, voted.has(q.id) ? "Upvoted" : "Upvote instead"),
+    );
+  }
+
+  function render() {
+    if (!latest) return;
+    const questions = latest.questions;
+    questions.forEach((q) => {
+      if (q.voted) voted.add(q.id);
+    });
+    Live.syncList(
+      list,
+      questions.map((q) => ({ key: q.id, data: { ...q, voted: voted.has(q.id), open } })),
+      renderQuestion,
+    );
+    $("empty").hidden = questions.length > 0;
+    // Your questions: the public ones you asked and those only you can see, newest first.
+    const own = [...latest.mine, ...questions.filter((q) => q.mine)].sort((a, b) =>
+      b.created_at.localeCompare(a.created_at),
+    );
+    Live.syncList(mineList, own.map((q) => ({ key: q.id, data: q })), renderMine);
+    $("mine-card").hidden = own.length === 0;
+    renderSuggestions();
+  }
+
+  function renderSuggestions() {
+    const box = $("suggestions");
+    box.hidden = suggestions.length === 0;
+    Live.syncList(
+      $("suggestion-list"),
+      suggestions.map((q) => ({ key: q.id, data: { ...q, voted: voted.has(q.id), open } })),
+      renderSuggestion,
+    );
+  }
+
+  function applyOpen(event) {
+    open = event.open;
+    fields.disabled = !open;
+    $("closed-note").hidden = open;
+    const title = $("event-title");
+    if (title.textContent !== event.title) title.textContent = event.title;
+  }
+
+  // --- server calls ----------------------------------------------------------------------
+
+  async function refresh() {
+    const res = await Live.call("GET", `${urls.questions}?sort=${sort}`);
+    if (!res.ok) {
+      say(res.status === 0 ? "Offline: retrying…" : res.data.error, "error");
+      return;
+    }
+    if (status.textContent === "Offline: retrying…") say("");
+    latest = res.data;
+    applyOpen(res.data.event);
+    render();
+  }
+
+  async function vote(id) {
+    const res = await Live.call("POST", Live.withId(urls.vote, id));
+    if (res.ok && res.data.voted) {
+      markVoted(id);
+      for (const q of [...(latest ? latest.questions : []), ...suggestions]) if (q.id === id) q.votes = res.data.votes;
+      render();
+      return true;
+    }
+    say(`Could not vote: ${res.data.error}`, "error");
+    poller.now();
+    return false;
+  }
+
+  async function suggest() {
+    const text = textarea.value.trim();
+    const seq = ++suggestSeq;
+    if (text.length < SUGGEST_MIN_CHARS || !open) {
+      suggestions = [];
+      renderSuggestions();
+      return;
+    }
+    const res = await Live.call("GET", `${urls.similar}?q=${encodeURIComponent(text)}`);
+    if (seq !== suggestSeq) return; // a later keystroke's answer wins
+    suggestions = res.ok ? res.data.results : [];
+    renderSuggestions();
+  }
+
+  // --- wiring ----------------------------------------------------------------------------
+
+  function updateCounter() {
+    const used = textarea.value.length;
+    counter.textContent = `${used} / ${page.maxChars}`;
+    counter.classList.toggle("near", used > page.maxChars * 0.9);
+  }
+
+  textarea.addEventListener("input", () => {
+    updateCounter();
+    clearTimeout(suggestTimer);
+    suggestTimer = setTimeout(suggest, SUGGEST_DELAY_MS);
+  });
+
+  function onVoteClick(list, afterVote) {
+    list.addEventListener("click", async (event) => {
+      const button = event.target.closest("button[data-action=vote]");
+      const item = button && button.closest("li[data-key]");
+      if (!item || button.disabled) return;
+      button.disabled = true; // one click, one request
+      const id = Number(item.dataset.key);
+      if ((await vote(id)) && afterVote) afterVote(id);
+      else if (!voted.has(id)) button.disabled = !open;
+    });
+  }
+  onVoteClick(list);
+  onVoteClick($("suggestion-list"), upvotedInstead);
+
+  // "Upvote instead": the vote replaces the draft, so the draft goes once the vote went through.
+  function upvotedInstead(id) {
+    textarea.value = "";
+    updateCounter();
+    suggestSeq++;
+    suggestions = [];
+    renderSuggestions();
+    say("Your vote went to the question already asked.", "ok");
+    Live.flash(document.getElementById(`q-${id}`));
+  }
+
+  nameInput.value = localStorage.getItem("asktwice.name") || "";
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = textarea.value.trim();
+    const name = nameInput.value.trim();
+    if (!text) {
+      say("Type a question first.", "error");
+      textarea.focus();
+      return;
+    }
+    if (!page.anonymous && !name) {
+      say("This event asks for your name.", "error");
+      nameInput.focus();
+      return;
+    }
+    const submit = $("ask-submit");
+    submit.disabled = true;
+    const res = await Live.call("POST", urls.questions, { text, name });
+    submit.disabled = false;
+    if (!res.ok) {
+      say(res.data.error, "error");
+      (res.data.field === "name" ? nameInput : textarea).focus();
+      return;
+    }
+    localStorage.setItem("asktwice.name", name);
+    textarea.value = "";
+    updateCounter();
+    suggestSeq++;
+    suggestions = [];
+    renderSuggestions();
+    say(
+      res.data.status === "awaiting_approval"
+        ? "Sent: it appears once a moderator approves it."
+        : "Sent. Thank you!",
+      "ok",
+    );
+    poller.now();
+  });
+
+  for (const button of document.querySelectorAll(".sort .toggle")) {
+    button.setAttribute("aria-pressed", String(button.dataset.sort === sort));
+    button.addEventListener("click", () => {
+      sort = button.dataset.sort;
+      localStorage.setItem("asktwice.sort", sort);
+      for (const other of document.querySelectorAll(".sort .toggle")) {
+        other.setAttribute("aria-pressed", String(other === button));
+      }
+      poller.now();
+    });
+  }
+
+  updateCounter();
+  const poller = Live.poll(refresh, POLL_MS);
+})();

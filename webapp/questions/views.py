@@ -1,0 +1,116 @@
+"""The event pages: attendee, moderator and presenter views, and the join QR code.
+
+The attendee and presenter pages render their first state on the server (readable before the
+scripts run, escaped by the templates); every page's script keeps it live by polling the JSON API
+in ``api.py``.
+"""
+
+from __future__ import annotations
+
+import qrcode
+import qrcode.image.svg
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+
+from webapp.events.codes import is_valid, normalise
+from webapp.events.models import Event
+from webapp.questions.attendees import attendee_id, remember
+from webapp.questions.models import MAX_NAME_CHARS, MAX_QUESTION_CHARS, Question
+
+# Moderators need not be staff: they sign in at /accounts/login/, not the admin's form.
+LOGIN_URL = "login"
+PRESENTER_TOP = 5
+
+
+def get_event_or_404(code: str) -> Event:
+    """The event with this join code, in any letter case."""
+    code = normalise(code)
+    event = Event.objects.filter(code=code).first() if is_valid(code) else None
+    if event is None:
+        raise Http404("No event with that code.")
+    return event
+
+
+def get_moderated_event(request: HttpRequest, code: str) -> Event:
+    """The event, if the signed-in user moderates it (staff moderate every event)."""
+    event = get_event_or_404(code)
+    if not event.is_moderator(request.user):
+        raise PermissionDenied("You do not moderate this event.")
+    return event
+
+
+def _event_urls(event: Event) -> dict[str, str]:
+    """The API and page addresses the scripts need, reversed here so no script hard-codes a route."""
+    code = event.code
+    return {
+        "questions": reverse("questions:api-questions", args=[code]),
+        "similar": reverse("questions:api-similar", args=[code]),
+        "flags": reverse("questions:api-flags", args=[code]),
+        "queue": reverse("questions:api-queue", args=[code]),
+        # The scripts substitute the id for 0.
+        "vote": reverse("questions:api-vote", args=[0]),
+        "moderate": reverse("questions:api-moderate", args=[0]),
+        "merge": reverse("questions:api-flag-merge", args=[0]),
+        "dismiss": reverse("questions:api-flag-dismiss", args=[0]),
+    }
+
+
+@require_GET
+def attendee(request: HttpRequest, code: str) -> HttpResponse:
+    event = get_event_or_404(code)
+    questions = Question.objects.for_event(event).public().by_votes()[:200]
+    context = {
+        "event": event,
+        "questions": questions,
+        "max_chars": MAX_QUESTION_CHARS,
+        "max_name_chars": MAX_NAME_CHARS,
+        "page_data": {
+            "code": event.code,
+            "open": event.is_open,
+            "anonymous": event.anonymous_allowed,
+            "maxChars": MAX_QUESTION_CHARS,
+            "urls": _event_urls(event),
+        },
+    }
+    # Give the attendee their id now: the first poll, the first "similar" call and the first post
+    # may race, and each would otherwise mint a different id.
+    attendee_id(request)
+    return remember(request, render(request, "questions/attendee.html", context))
+
+
+@require_GET
+@login_required(login_url=LOGIN_URL)
+def moderate(request: HttpRequest, code: str) -> HttpResponse:
+    event = get_moderated_event(request, code)
+    context = {
+        "event": event,
+        "page_data": {"code": event.code, "urls": _event_urls(event)},
+    }
+    return render(request, "questions/moderate.html", context)
+
+
+@require_GET
+def present(request: HttpRequest, code: str) -> HttpResponse:
+    event = get_event_or_404(code)
+    context = {
+        "event": event,
+        "questions": Question.objects.for_event(event).public().by_votes()[:PRESENTER_TOP],
+        "join_url": request.build_absolute_uri(reverse("pages:attendee", args=[event.code])),
+        "page_data": {"code": event.code, "top": PRESENTER_TOP, "urls": _event_urls(event)},
+    }
+    return render(request, "questions/present.html", context)
+
+
+@require_GET
+def qr_svg(request: HttpRequest, code: str) -> HttpResponse:
+    """The attendee page's absolute address as a QR code, for the projector."""
+    event = get_event_or_404(code)
+    url = request.build_absolute_uri(reverse("pages:attendee", args=[event.code]))
+    image = qrcode.make(url, image_factory=qrcode.image.svg.SvgPathImage, border=2)
+    response = HttpResponse(image.to_string(), content_type="image/svg+xml")
+    response["Cache-Control"] = "public, max-age=3600"
+    return response
