@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test lint format bench host train-env models clean
+.PHONY: install run test browser lint format bench host stack train-env models clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ bench: install
 
 host: install
 	$(PY) -m embeddings.host --port 9000 --workers 2
+
+# PostgreSQL, Redis, two Celery workers, the function host and the web app (deploy/stack.sh).
+stack: install
+	bash deploy/stack.sh
 
 # The training pipeline (torch, transformers): its own environment, never the app's.
 train-env:
