@@ -260,3 +260,27 @@ def test_dashboard_api_counts_processed_questions_and_verdicts(moderator: Client
     assert worst["text"] == "Why is the coffee always cold and terrible?" and worst["negative"] > 0.5
     # The merged duplicate is represented by its original, not listed again.
     assert all(row["status"] != "merged" for row in data["most_negative"])
+
+
+@pytest.mark.django_db
+def test_moderator_switches_the_event_and_others_cannot():
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    from webapp.events.models import Event
+
+    event = Event.create("Switches", code="SWITCH")
+    mod = User.objects.create_user("switcher", password="pw-for-tests-only")
+    event.moderators.add(mod)
+    client = Client()
+    client.force_login(mod)
+    response = client.post("/e/SWITCH/settings", {"premoderation": "on", "anonymous_allowed": "on"})
+    assert response.status_code == 302 and response["Location"] == "/e/SWITCH/moderate/"
+    event.refresh_from_db()
+    assert (event.is_open, event.premoderation, event.anonymous_allowed) == (False, True, True)
+    outsider = Client()
+    outsider.force_login(User.objects.create_user("outsider", password="pw-for-tests-only"))
+    assert outsider.post("/e/SWITCH/settings", {"is_open": "on"}).status_code == 403
+    assert Client(enforce_csrf_checks=True).post("/e/SWITCH/settings", {"is_open": "on"}).status_code in (302, 403)
+    event.refresh_from_db()
+    assert event.is_open is False

@@ -11,6 +11,7 @@ urlpatterns = [
     path("e/<str:code>/", views.attendee, name="attendee"),
     path("e/<str:code>/moderate/", views.moderate, name="moderate"),
     path("e/<str:code>/present/", views.present, name="present"),
+    path("e/<str:code>/settings", views.event_settings, name="settings"),
     path("e/<str:code>/qr.svg", views.qr_svg, name="qr"),
     # The dashboard's routes join this namespace, so the project's urls.py needs one include for
     # all the event pages.

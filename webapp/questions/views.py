@@ -12,9 +12,9 @@ import qrcode.image.svg
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from webapp.events.codes import is_valid, normalise
 from webapp.events.models import Event
@@ -114,3 +114,17 @@ def qr_svg(request: HttpRequest, code: str) -> HttpResponse:
     response = HttpResponse(image.to_string(), content_type="image/svg+xml")
     response["Cache-Control"] = "public, max-age=3600"
     return response
+
+
+EVENT_SWITCHES = ("is_open", "premoderation", "anonymous_allowed")
+
+
+@require_POST
+@login_required(login_url=LOGIN_URL)
+def event_settings(request: HttpRequest, code: str) -> HttpResponse:
+    """Moderators open or close the Q&A and switch pre-moderation and anonymous questions."""
+    event = get_moderated_event(request, code)
+    for name in EVENT_SWITCHES:
+        setattr(event, name, request.POST.get(name) == "on")
+    event.save(update_fields=list(EVENT_SWITCHES))
+    return redirect("pages:moderate", event.code)
