@@ -51,3 +51,19 @@ def write_tsv(tmp_path: Path):
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
     """pytest-playwright's browser is Debian's Chromium: Playwright's own builds cannot be downloaded here."""
     return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium"}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Rate-limit counters live in the cache: every test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture
+def event():
+    """An open event with join code ALLHANDS (tests that need a database only)."""
+    from webapp.events.models import Event
+
+    return Event.create("Platform all-hands", code="ALLHANDS")

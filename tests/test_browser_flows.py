@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.cache import cache
 from django.test import Client
 from playwright.sync_api import Browser, Page, expect
 
@@ -25,11 +24,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 CODE = "ALLHANDS"
 ORIGINAL = "Will the slides be shared after the talk?"
 PARAPHRASE = "Are you going to share the slides afterwards?"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits():
-    cache.clear()
 
 
 @pytest.fixture

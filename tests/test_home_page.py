@@ -5,17 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 
 pytestmark = pytest.mark.django_db
 
 PARAPHRASES = {"a": "Will the slides be shared after the talk?", "b": "Are you going to share the slides afterwards?"}
-
-
-@pytest.fixture(autouse=True)
-def _clear_rate_limits():
-    cache.clear()
 
 
 def test_home_page_lists_the_models(client: Client):

@@ -12,7 +12,6 @@ import pytest
 import qrcode
 import qrcode.image.svg
 from django.contrib.auth.models import User
-from django.core.cache import cache
 from django.test import Client
 
 from webapp.events.models import Event
@@ -23,16 +22,6 @@ pytestmark = pytest.mark.django_db
 
 PAGES = ["/e/ALLHANDS/", "/e/ALLHANDS/present/", "/e/ALLHANDS/moderate/", "/e/ALLHANDS/dashboard/"]
 MODERATOR_ONLY = ["/e/ALLHANDS/moderate/", "/e/ALLHANDS/dashboard/", "/e/ALLHANDS/export.csv"]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits():
-    cache.clear()
-
-
-@pytest.fixture
-def event() -> Event:
-    return Event.create("Platform all-hands", code="ALLHANDS")
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import json
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.cache import cache
 from django.test import Client
 
 from webapp.events.models import Event
@@ -14,16 +13,6 @@ from webapp.questions.models import Flag, Question
 
 # transaction=True: on_commit must fire, as it does in production (the task is queued after commit).
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits():
-    cache.clear()
-
-
-@pytest.fixture
-def event() -> Event:
-    return Event.create("Platform all-hands", code="ALLHANDS")
 
 
 @pytest.fixture
