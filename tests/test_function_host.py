@@ -186,3 +186,28 @@ def test_bench_measures_through_the_host(host: str, backend: str):
     assert result["model"] == "minilm-l6"
     assert [r["errors"] for r in result["results"]] == [0, 0]
     assert all(r["throughput_per_s"] > 0 and r["cost_per_million_usd"] > 0.2 for r in result["results"])
+
+
+def test_fuzzed_bodies_never_crash_the_host(host: str):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    http = urllib3.PoolManager()
+    events = st.one_of(
+        st.binary(max_size=300),
+        st.dictionaries(
+            st.sampled_from(["texts", "model", "encoding", "x"]),
+            st.one_of(st.none(), st.integers(), st.text(max_size=50), st.lists(st.text(max_size=320), max_size=70)),
+        ).map(lambda d: json.dumps(d).encode()),
+    )
+
+    @settings(max_examples=80, deadline=None)
+    @given(body=events, function=st.sampled_from(["embed", "sentiment"]))
+    def call(body: bytes, function: str) -> None:
+        response = http.request("POST", f"{host}/functions/{function}", body=body)
+        assert response.status in (200, 400), response.data
+        data = json.loads(response.data)
+        assert ("errorType" in data) or ("embeddings" in data) or ("results" in data)
+
+    call()
+    assert healthz(host)["idle"] == 2 and healthz(host)["replaced"] >= 0
