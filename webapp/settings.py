@@ -128,7 +128,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
     # One line per task is noise in the web process's log (eager mode) and in benchmarks.
-    "loggers": {"celery.app.trace": {"level": "WARNING"}},
+    "loggers": {"celery.app.trace": {"level": "WARNING"}, "faiss.loader": {"level": "WARNING"}},
 }
 
 # Celery: a Redis broker when REDIS_URL is set; otherwise tasks run eagerly, in the request.
