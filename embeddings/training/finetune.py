@@ -1,0 +1,597 @@
+"""Sentence-BERT fine-tuning of a base encoder: STSb first, then the event-question pairs.
+
+Run inside the training environment (``.venv-train``) from the repository root::
+
+    python -m embeddings.training.finetune --base minilm-l6 --out build/finetuned/minilm-l6
+
+The method is the one in ``../shared/DESIGN.md`` (Sentence-BERT, Reimers & Gurevych 2019, as
+used by Benešová et al. 2021): a sentence-transformers model (the base's ``BertModel`` + mean
+pooling), trained with ``CosineSimilarityLoss`` (MSE between the cosine of the two mean-pooled
+vectors and a target), AdamW, linear warm-up over the first 10% of the steps, then linear decay.
+
+* **Stage 1**, general similarity: STSb en train (5,749 pairs, target = score / 5); the checkpoint
+  with the best STSb dev Spearman is kept.
+* **Stage 2**, the target domain: ``data/event_pairs/train.tsv`` with targets duplicate 1,
+  related 0.5, unrelated 0, mixed with a fresh random share of STSb train every epoch so that
+  general similarity is not forgotten. With ``--event-source pools`` every epoch also draws extra
+  pairs from the hand-written pools of the *train* events only (``data/event_pairs/pools.json``,
+  same labelling rules as ``build.py``; no dev or test event or text can get in: checked).
+  The checkpoint with the best event dev score is kept: the mean of the 3-class macro-F1 at its
+  best thresholds (:func:`embeddings.metrics.best_thresholds`) and the Spearman correlation with
+  the 1 / 0.5 / 0 targets. STSb dev is logged alongside, for the record.
+
+Nothing here reads STSb test or event test. Everything runs offline: the base is loaded by
+:mod:`embeddings.training.export` (from the registry packages on ``sys.path``) and the tokenizer
+is the one the base ships with in ``embeddings/models/<base>/``.
+
+Output, under ``--out``:
+
+* ``stage1/``: the best stage-1 checkpoint (a sentence-transformers folder: ``config.json`` and
+  ``model.safetensors`` of the ``BertModel`` from ``save_pretrained``, the tokenizer files,
+  ``modules.json``) and ``stage.json`` with its figures;
+* the folder itself: the final (best stage-2) checkpoint in the same layout, ``training.json``
+  (data, settings, selected figures) and ``log.jsonl`` (one JSON object per evaluation).
+
+A stage whose output exists is skipped, so an interrupted run resumes at the stage it was in;
+``--stage1-from DIR`` starts stage 2 from another run's stage 1. Then::
+
+    python -m embeddings.training.export --model-dir build/finetuned/minilm-l6 --name minilm-l6 --out build/fp32-ft
+    python -m embeddings.training.quantize build/fp32-ft/minilm-l6.onnx --name minilm-l6 --base minilm-l6 \\
+        --out-dir build/candidates
+    python -m embeddings.training.finetune --card build/candidates/minilm-l6 --out build/finetuned/minilm-l6
+
+The last command writes into the candidate's card what it was trained on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from itertools import combinations, product
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embeddings.cards import ModelCard, write_card
+from embeddings.datasets import read_pairs, read_sts
+from embeddings.metrics import PAIR_TARGETS, best_thresholds, spearman
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+STSB = SHARED_DATA / "stsb"
+EVENT_PAIRS = Path(__file__).resolve().parent / "data" / "event_pairs"
+BASE_TOKENIZERS = ROOT / "embeddings" / "models"
+# Tokenizer settings (special tokens, lower-casing) shared by both MiniLM bases: same uncased vocab.
+TOKENIZER_EXTRAS = ("tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+STAGE1, FINAL = "stage1", "training.json"
+MAX_SEQ_LENGTH = 128  # STSb and event questions are far shorter
+EVAL_BATCH = 64
+THREADS = 2
+# Stage-2 pairs drawn from the train events' pools per epoch, per class, as a multiple of the
+# number of within-cluster (duplicate) pairs; unrelated ones are 1/4 cross-event, as in build.py.
+POOL_CROSS_EVENT_SHARE = 0.25
+
+
+@dataclass(frozen=True)
+class Pair:
+    a: str
+    b: str
+    target: float
+
+
+def log(out: Path, record: dict[str, Any]) -> None:
+    record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **record}
+    with open(out / "log.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+    print(json.dumps(record), flush=True)
+
+
+# --- data -----------------------------------------------------------------------------------
+
+
+def stsb_pairs(split: str) -> list[Pair]:
+    return [Pair(p.a, p.b, p.score / 5.0) for p in read_sts(STSB / f"stsb-en-{split}.csv")]
+
+
+def event_pairs(split: str) -> list[tuple[Pair, str]]:
+    return [(Pair(p.a, p.b, PAIR_TARGETS[p.label]), p.label) for p in read_pairs(EVENT_PAIRS / f"{split}.tsv")]
+
+
+def load_pool_builder() -> Any:
+    """``data/event_pairs/build.py`` (stdlib only), for its pool reader and split rule."""
+    spec = importlib.util.spec_from_file_location("event_pairs_build", EVENT_PAIRS / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+def train_pool_pairs() -> dict[str, list[tuple[str, str]]]:
+    """Every pair the labelling rules of build.py allow among the *train* events' pools.
+
+    duplicate: two texts of one cluster; related: two clusters of one topic; unrelated: two
+    topics of one event that are not ``adjacent_topics``, or (``unrelated_cross``) two train events
+    of different domains, topics sharing no tag, texts sharing no content word.
+    """
+    build = load_pool_builder()
+    events = build.load_events()
+    build.validate_pools(events)
+    build.assign_splits(events)
+    train = sorted((e for e in events if e.split == "train"), key=lambda e: e.id)
+    pools: dict[str, list[tuple[str, str]]] = {"duplicate": [], "related": [], "unrelated": [], "unrelated_cross": []}
+    for e in train:
+        for c in e.clusters:
+            pools["duplicate"] += combinations(c.texts, 2)
+        for c1, c2 in combinations(e.clusters, 2):
+            if c1.topic == c2.topic:
+                pools["related"] += product(c1.texts, c2.texts)
+            elif frozenset((c1.topic, c2.topic)) not in e.adjacent:
+                pools["unrelated"] += product(c1.texts, c2.texts)
+    rng = random.Random(f"{build.SEED}:finetune:cross")
+    for e in train:
+        others = [o for o in train if o.domain != e.domain]
+        for _ in range(200):
+            o = rng.choice(others)
+            ti, tj = rng.randrange(len(e.topic_names)), rng.randrange(len(o.topic_names))
+            if e.topic_tags[ti] & o.topic_tags[tj]:
+                continue
+            a, b = rng.choice(e.topic_texts(ti)), rng.choice(o.topic_texts(tj))
+            if not build.content_tokens(a) & build.content_tokens(b):
+                pools["unrelated_cross"].append((a, b))
+    # No text of a dev or test event may be trained on (texts are unique across pools: build.py checks).
+    held_out = {
+        build.normalize(t)
+        for split in ("dev", "test")
+        for p in read_pairs(EVENT_PAIRS / f"{split}.tsv")
+        for t in (p.a, p.b)
+    }
+    for kind, pairs in pools.items():
+        leaked = [t for pair in pairs for t in pair if build.normalize(t) in held_out]
+        if leaked:
+            raise AssertionError(f"pool pairs ({kind}) contain held-out texts: {leaked[:3]}")
+        pools[kind] = sorted(set(pairs))
+    return pools
+
+
+def stage2_epoch(
+    rng: random.Random,
+    events: list[Pair],
+    sts: list[Pair],
+    sts_share: float,
+    pools: dict[str, list[tuple[str, str]]] | None,
+) -> list[Pair]:
+    """One epoch of stage 2: the event train pairs (+ pool draws) and a fresh STSb train share."""
+    rows = list(events)
+    if pools:
+        per_class = len(pools["duplicate"])
+        cross = min(len(pools["unrelated_cross"]), round(per_class * POOL_CROSS_EVENT_SHARE))
+        for kind, target, n in (
+            ("duplicate", 1.0, per_class),
+            ("related", 0.5, per_class),
+            ("unrelated", 0.0, per_class - cross),
+            ("unrelated_cross", 0.0, cross),
+        ):
+            drawn = rng.sample(pools[kind], min(n, len(pools[kind])))
+            rows += [Pair(*(pair if rng.random() < 0.5 else pair[::-1]), target) for pair in drawn]
+    rows += rng.sample(sts, min(len(sts), round(sts_share * len(rows))))
+    rng.shuffle(rows)
+    return rows
+
+
+# --- model ----------------------------------------------------------------------------------
+
+
+def quiet() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
+
+
+def set_seed(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def sentence_model(folder: Path) -> Any:
+    """Transformer (the folder's BertModel and tokenizer) + mean pooling, as a SentenceTransformer."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules import Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    transformer = Transformer(str(folder), max_seq_length=MAX_SEQ_LENGTH, model_kwargs={"attn_implementation": "sdpa"})
+    # The exported graph has no pooler (export.py loads with add_pooling_layer=False): drop the
+    # freshly initialised one so that it is neither trained nor saved.
+    transformer.model.pooler = None
+    hidden = transformer.model.config.hidden_size
+    return SentenceTransformer(modules=[transformer, Pooling(hidden, "mean")], device="cpu")
+
+
+def base_model(base: str) -> Any:
+    """The base as export.py loads it, staged with its shipped tokenizer into a sentence-transformers model."""
+    from embeddings.training import export
+
+    bert = export.BASES[base]()
+    with tempfile.TemporaryDirectory() as tmp:
+        stage = Path(tmp)
+        bert.save_pretrained(stage)
+        for name in TOKENIZER_EXTRAS:
+            shutil.copy(export.minilm_l6_folder() / name, stage / name)
+        shutil.copy(BASE_TOKENIZERS / base / "tokenizer.json", stage / "tokenizer.json")
+        return sentence_model(stage)
+
+
+def save(model: Any, folder: Path) -> None:
+    """``save_pretrained`` of the BertModel + tokenizer files + sentence-transformers module configs."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save(str(tmp), create_model_card=False)
+    for item in tmp.iterdir():
+        target = folder / item.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        item.replace(target)
+    tmp.rmdir()
+
+
+def encode(model: Any, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    unique = sorted(set(texts), key=len)
+    vectors = model.encode(
+        unique, batch_size=EVAL_BATCH, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
+    return dict(zip(unique, vectors))
+
+
+def cosines(model: Any, pairs: Sequence[Pair]) -> np.ndarray:
+    vectors = encode(model, [p.a for p in pairs] + [p.b for p in pairs])
+    return np.array([float(vectors[p.a] @ vectors[p.b]) for p in pairs])
+
+
+def evaluate_sts(model: Any, pairs: Sequence[Pair]) -> float:
+    return round(100 * spearman(cosines(model, pairs), [p.target for p in pairs]), 2)
+
+
+def evaluate_events(model: Any, labelled: Sequence[tuple[Pair, str]]) -> dict[str, Any]:
+    pairs = [p for p, _ in labelled]
+    similarities = cosines(model, pairs)
+    duplicate, related, macro_f1 = best_thresholds(similarities, [label for _, label in labelled])
+    rho = spearman(similarities, [p.target for p in pairs])
+    return {
+        "macro_f1": round(macro_f1, 4),
+        "spearman": round(100 * rho, 2),
+        "thresholds": {"duplicate": duplicate, "related": related},
+        "score": round((macro_f1 + rho) / 2, 4),
+    }
+
+
+# --- training -------------------------------------------------------------------------------
+
+
+def length_batches(rows: list[Pair], batch_size: int, rng: random.Random, bucket: int = 32) -> list[list[Pair]]:
+    """Batches of similar length (padding is most of the cost on CPU), in random order.
+
+    The (already shuffled) rows are cut into chunks of ``bucket`` batches; each chunk is sorted by
+    length and cut into batches; the batches of the epoch are then shuffled.
+    """
+    batches = []
+    for start in range(0, len(rows), batch_size * bucket):
+        chunk = sorted(rows[start : start + batch_size * bucket], key=lambda p: len(p.a) + len(p.b))
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def train_stage(
+    model: Any,
+    epochs: int,
+    epoch_rows: Callable[[int], list[Pair]],
+    lr: float,
+    batch_size: int,
+    evals_per_epoch: int,
+    evaluate: Callable[[], dict[str, Any]],
+    select: str,
+    best_dir: Path,
+    out: Path,
+    stage: str,
+    seed: int,
+) -> dict[str, Any]:
+    """AdamW + linear warm-up (10%) and decay; evaluate ``evals_per_epoch`` times an epoch, keep the best."""
+    import torch
+    from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
+    from transformers import get_linear_schedule_with_warmup
+
+    loss_fn = CosineSimilarityLoss(model)
+    batches_by_epoch = [
+        length_batches(epoch_rows(e), batch_size, random.Random(f"{seed}:{stage}:batches:{e}")) for e in range(epochs)
+    ]
+    steps_per_epoch = [len(batches) for batches in batches_by_epoch]
+    total = sum(steps_per_epoch)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    scheduler = get_linear_schedule_with_warmup(optimizer, round(0.1 * total), total)
+
+    def checkpoint(epoch: float, step: int, train_loss: float | None) -> dict[str, Any]:
+        model.eval()
+        started = time.perf_counter()
+        with torch.no_grad():
+            metrics = evaluate()
+        model.train()
+        record = {"stage": stage, "epoch": round(epoch, 2), "step": step, "train_loss": train_loss, **metrics}
+        record["eval_s"] = round(time.perf_counter() - started, 1)
+        return record
+
+    best = checkpoint(0.0, 0, None)
+    best["selected"] = False  # the starting point is reported, never kept as this stage's result
+    log(out, best)
+    best_value = -math.inf
+    step, started = 0, time.perf_counter()
+    model.train()
+    for epoch, batches in enumerate(batches_by_epoch):
+        n = steps_per_epoch[epoch]
+        marks = {min(n, math.ceil(n * (k + 1) / evals_per_epoch)) for k in range(evals_per_epoch)}
+        running, count = 0.0, 0
+        for i, batch in enumerate(batches):
+            features_a = model.preprocess([p.a for p in batch])
+            features_b = model.preprocess([p.b for p in batch])
+            labels = torch.tensor([p.target for p in batch], dtype=torch.float32)
+            loss = loss_fn([features_a, features_b], labels)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            step += 1
+            running, count = running + loss.item(), count + 1
+            if step % 50 == 0:
+                rate = (time.perf_counter() - started) / step
+                print(
+                    f"[{stage}] epoch {epoch + 1}/{epochs} step {i + 1}/{n} loss {running / count:.4f} "
+                    f"({rate:.2f} s/step, ~{rate * (total - step) / 60:.1f} min of training left)",
+                    flush=True,
+                )
+            if i + 1 in marks:
+                record = checkpoint(epoch + (i + 1) / n, step, round(running / count, 5))
+                record["selected"] = record[select] > best_value
+                if record["selected"]:
+                    best_value, best = record[select], record
+                    save(model, best_dir)
+                log(out, record)
+                running, count = 0.0, 0
+    best = {**best, "train_s": round(time.perf_counter() - started, 1)}
+    return best
+
+
+def load_best(folder: Path) -> Any:
+    return sentence_model(folder)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    quiet()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    final = out / FINAL
+    if final.exists():
+        print(f"{final} exists: nothing to do (delete it to train stage 2 again)")
+        return json.loads(final.read_text(encoding="utf-8"))
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "card"}
+    log(out, {"event": "start", "settings": settings})
+    started = time.perf_counter()
+
+    sts_train, sts_dev = stsb_pairs("train"), stsb_pairs("dev")
+    events_train, events_dev = event_pairs("train"), event_pairs("dev")
+    if args.limit:  # a smoke run: a few pairs of each set
+        sts_train, sts_dev, events_train, events_dev = (
+            rows[: args.limit] for rows in (sts_train, sts_dev, events_train, events_dev)
+        )
+
+    # Stage 1: STSb.
+    stage1_dir = args.stage1_from or out / STAGE1
+    stage1_file = stage1_dir / "stage.json"
+    if args.epochs_sts == 0:
+        stage1 = {"skipped": True}
+        model = base_model(args.base)
+    elif stage1_file.exists():
+        stage1 = json.loads(stage1_file.read_text(encoding="utf-8"))
+        print(f"stage 1: using {stage1_dir} (STSb dev {stage1['best'].get('stsb_dev_spearman')})")
+        model = load_best(stage1_dir)
+    else:
+        set_seed(args.seed)
+        model = base_model(args.base)
+        stage1_dir.mkdir(parents=True, exist_ok=True)
+
+        def stage1_rows(epoch: int) -> list[Pair]:
+            rows = list(sts_train)
+            random.Random(f"{args.seed}:sts:{epoch}").shuffle(rows)
+            return rows
+
+        best = train_stage(
+            model,
+            args.epochs_sts,
+            stage1_rows,
+            args.lr_sts,
+            args.batch_size,
+            args.evals_per_epoch,
+            lambda: {"stsb_dev_spearman": evaluate_sts(model, sts_dev)},
+            "stsb_dev_spearman",
+            stage1_dir,
+            out,
+            "stage1",
+            args.seed,
+        )
+        stage1 = {
+            "best": best,
+            "data": "STSb en train (5,749 pairs, target score/5); selected on STSb dev Spearman",
+            "epochs": args.epochs_sts,
+            "lr": args.lr_sts,
+            "batch_size": args.batch_size,
+            "seed": args.seed,
+        }
+        stage1_file.write_text(json.dumps(stage1, indent=2) + "\n", encoding="utf-8")
+        model = load_best(stage1_dir)
+
+    # Stage 2: event pairs + a share of STSb.
+    set_seed(args.seed)
+    pools = train_pool_pairs() if args.event_source == "pools" else None
+    if pools and args.limit:
+        pools = {k: v[: args.limit] for k, v in pools.items()}
+    if pools:
+        log(out, {"event": "pools", **{k: len(v) for k, v in pools.items()}})
+    event_rows = [p for p, _ in events_train]
+
+    def stage2_rows(epoch: int) -> list[Pair]:
+        rng = random.Random(f"{args.seed}:event:{epoch}")
+        return stage2_epoch(rng, event_rows, sts_train, args.sts_share, pools)
+
+    def stage2_metrics() -> dict[str, Any]:
+        metrics = {f"event_dev_{k}": v for k, v in evaluate_events(model, events_dev).items()}
+        metrics["stsb_dev_spearman"] = evaluate_sts(model, sts_dev)
+        return metrics
+
+    if args.epochs_event == 0:
+        save(model, out)
+        stage2 = {"skipped": True, "best": stage2_metrics()}
+    else:
+        best = train_stage(
+            model,
+            args.epochs_event,
+            stage2_rows,
+            args.lr_event,
+            args.batch_size,
+            args.evals_per_epoch,
+            stage2_metrics,
+            "event_dev_score",
+            out,
+            out,
+            "stage2",
+            args.seed,
+        )
+        stage2 = {"best": best}
+    stage2.update(
+        data=(
+            "event_pairs train.tsv (1,120 pairs, 28 events; duplicate/related/unrelated -> 1/0.5/0)"
+            + (
+                " + per epoch a fresh draw of pairs from the train events' pools (pools.json; "
+                f"{len(pools['duplicate'])} duplicate, as many related and unrelated pairs)"
+                if pools
+                else ""
+            )
+            + f" + per epoch a fresh random share of STSb train ({args.sts_share:g} x the event pairs)"
+        ),
+        selection="event_pairs dev: mean of 3-class macro-F1 at its best thresholds and Spearman with targets 1/0.5/0",
+        epochs=args.epochs_event,
+        lr=args.lr_event,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+    summary = {
+        "base": args.base,
+        "method": "Sentence-BERT: BertModel + mean pooling, CosineSimilarityLoss, AdamW, 10% linear warm-up",
+        "stage1": stage1,
+        "stage2": stage2,
+        "wall_s": round(time.perf_counter() - started, 1),
+        "date": date.today().isoformat(),
+    }
+    final.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    log(out, {"event": "done", "wall_s": summary["wall_s"], "out": str(out)})
+    return summary
+
+
+# --- the candidate's card -------------------------------------------------------------------
+
+
+def annotate_card(directory: Path, checkpoint: Path) -> dict[str, Any]:
+    """Record in a quantised candidate's card what its weights were trained on."""
+    summary = json.loads((checkpoint / FINAL).read_text(encoding="utf-8"))
+    card = ModelCard.from_dir(directory)
+    raw = dict(card.raw)
+    original = raw.get("base_source") or raw.get("source", "")
+    stage1, stage2 = summary["stage1"], summary["stage2"]
+
+    def figures(best: dict[str, Any]) -> dict[str, Any]:
+        keep = ("epoch", "stsb_dev_spearman", "event_dev_macro_f1", "event_dev_spearman")
+        return {k: best[k] for k in keep if k in best}
+
+    raw["base_source"] = original
+    raw["source"] = (
+        f"{original}; fine-tuned here (embeddings.training.finetune) on STSb train, then on the "
+        "project's event question pairs (train events only) mixed with STSb train"
+    )
+    raw["training"] = {
+        "method": summary["method"],
+        "stage1": None
+        if stage1.get("skipped")
+        else {k: stage1[k] for k in ("data", "epochs", "lr", "batch_size")} | {"selected": figures(stage1["best"])},
+        "stage2": None
+        if stage2.get("skipped")
+        else {k: stage2[k] for k in ("data", "selection", "epochs", "lr", "batch_size")}
+        | {"selected": figures(stage2["best"])},
+        "seed": stage2.get("seed"),
+        "checkpoint": str(checkpoint),
+        "held_out": "STSb test and event_pairs test (9 unseen events) were not used for training or selection",
+        "date": summary["date"],
+    }
+    write_card(directory, raw)
+    return raw["training"]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m embeddings.training.finetune", description=__doc__.splitlines()[0])
+    parser.add_argument("--base", choices=["minilm-l6", "minilm-l3"])
+    parser.add_argument("--out", type=Path, required=True, help="output folder (the checkpoint, logs)")
+    parser.add_argument("--epochs-sts", type=int, default=3, help="stage 1 epochs (0: skip stage 1)")
+    parser.add_argument("--epochs-event", type=int, default=4, help="stage 2 epochs (0: skip stage 2)")
+    parser.add_argument("--lr-sts", type=float, default=2e-5)
+    parser.add_argument("--lr-event", type=float, default=2e-5)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--sts-share", type=float, default=1.0, help="STSb pairs per event pair in stage 2")
+    parser.add_argument(
+        "--event-source",
+        choices=["tsv", "pools"],
+        default="tsv",
+        help="stage 2 data: train.tsv only, or train.tsv + draws from the train events' pools",
+    )
+    parser.add_argument("--stage1-from", type=Path, help="start stage 2 from this stage-1 folder")
+    parser.add_argument("--evals-per-epoch", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--threads", type=int, default=THREADS)
+    parser.add_argument("--limit", type=int, help=argparse.SUPPRESS)  # smoke runs: N pairs per set
+    parser.add_argument("--card", type=Path, help="only write into this candidate model dir's card what --out trained")
+    args = parser.parse_args(argv)
+    if args.card is None and args.base is None:
+        parser.error("--base is required to train")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.card is not None:
+        print(json.dumps(annotate_card(args.card, args.out), indent=2))
+        return
+    summary = run(args)
+    print(
+        json.dumps({"out": str(args.out), "stage1": summary["stage1"].get("best"), "stage2": summary["stage2"]["best"]})
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""The fine-tuning pipeline (embeddings.training.finetune / export): its data rules and the folder export.
+
+The data tests need no torch; the export test runs in the training environment only.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from embeddings.datasets import read_pairs
+from embeddings.training import finetune
+
+
+@pytest.fixture(scope="module")
+def pools() -> dict[str, list[tuple[str, str]]]:
+    return finetune.train_pool_pairs()
+
+
+def test_pool_pairs_come_from_train_events_only(pools):
+    held_out = {
+        t.lower()
+        for split in ("dev", "test")
+        for p in read_pairs(finetune.EVENT_PAIRS / f"{split}.tsv")
+        for t in (p.a, p.b)
+    }
+    texts = {t.lower() for pairs in pools.values() for pair in pairs for t in pair}
+    assert texts and not texts & held_out
+    train = {t.lower() for p in read_pairs(finetune.EVENT_PAIRS / "train.tsv") for t in (p.a, p.b)}
+    assert train <= texts  # every train.tsv text is in a train event's pool
+
+
+def test_pool_labels_agree_with_train_tsv(pools):
+    label_of = {frozenset(pair): kind.split("_")[0] for kind, pairs in pools.items() for pair in pairs}
+    checked = 0
+    for p in read_pairs(finetune.EVENT_PAIRS / "train.tsv"):
+        kind = label_of.get(frozenset((p.a, p.b)))
+        if kind is not None:
+            assert kind == p.label, (p, kind)
+            checked += 1
+    assert checked > 900  # all but the few cross-event pairs the random draw did not hit
+
+
+def test_stage2_epoch_mixes_events_pools_and_stsb(pools):
+    events = [finetune.Pair(f"<event>{i}", "b", 1.0) for i in range(10)]
+    sts = [finetune.Pair(f"<sts>{i}", "b", 0.4) for i in range(5000)]
+    rows = finetune.stage2_epoch(random.Random(0), events, sts, 0.5, pools)
+    per_class = len(pools["duplicate"])
+    drawn = [r for r in rows if not r.a.startswith("<")]
+    assert sum(r.a.startswith("<event>") for r in rows) == 10
+    assert [sum(r.target == t for r in drawn) for t in (1.0, 0.5, 0.0)] == [per_class, per_class, per_class]
+    assert sum(r.a.startswith("<sts>") for r in rows) == round(0.5 * (10 + 3 * per_class))
+    assert rows == finetune.stage2_epoch(random.Random(0), events, sts, 0.5, pools)  # seeded
+
+
+def test_export_of_a_saved_folder_matches_torch(tmp_path: Path):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    transformers = pytest.importorskip("transformers")
+    from embeddings.training import export
+
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64
+    )
+    transformers.BertModel(config).save_pretrained(tmp_path / "tiny")  # with a pooler, as fine-tuning may save
+    model = export.load_folder(tmp_path / "tiny")
+    assert model.pooler is None
+    export.main(["--model-dir", str(tmp_path / "tiny"), "--name", "cand", "--out", str(tmp_path / "fp32")])
+    assert (tmp_path / "fp32" / "cand.onnx").stat().st_size > 0  # export() has checked it against torch
