@@ -273,3 +273,16 @@ def test_moderator_switches_the_event_and_others_cannot():
     assert Client(enforce_csrf_checks=True).post("/e/SWITCH/settings", {"is_open": "on"}).status_code in (302, 403)
     event.refresh_from_db()
     assert event.is_open is False
+
+
+@pytest.mark.django_db
+def test_signed_in_moderator_can_sign_out():
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    client = Client()
+    client.force_login(User.objects.create_user("leaving", password="pw-for-tests-only"))
+    assert "Sign out" in client.get("/").content.decode()
+    response = client.post("/accounts/logout/")
+    assert response.status_code == 302
+    assert "Sign out" not in client.get("/").content.decode()
