@@ -32,8 +32,8 @@ BATCH = 32
 
 
 def embed_all(model: Model, texts: Sequence[str]) -> dict[str, np.ndarray]:
-    """Vectors of the distinct texts, batched by length so that padding stays short."""
-    unique = sorted(set(texts), key=len)
+    """Vectors of the distinct texts (each embedded once; the model runs one text per session call)."""
+    unique = list(dict.fromkeys(texts))
     vectors = {}
     for start in range(0, len(unique), BATCH):
         chunk = unique[start : start + BATCH]

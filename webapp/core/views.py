@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -33,7 +34,9 @@ def compare(a: str, b: str) -> dict[str, Any]:
     }
 
 
+@cache
 def _models() -> list[dict[str, Any]]:
+    """The shipped models' cards, read once per process (they change only with a deploy)."""
     cards = [load_card(name) for name in available()]
     return [
         {

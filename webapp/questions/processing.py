@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from webapp.core.inference import functions
@@ -24,7 +25,7 @@ def process_question(question_id: int) -> Question | None:
     question = Question.objects.filter(pk=question_id).first()
     if question is None or question.state == Question.State.PROCESSED:
         return question
-    Question.objects.filter(pk=question_id).update(attempts=question.attempts + 1)
+    Question.objects.filter(pk=question_id).update(attempts=F("attempts") + 1)
     # The slow calls happen outside any transaction and lock.
     calls = functions()
     vector = calls.embed([question.text])[0]
