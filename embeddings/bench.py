@@ -7,6 +7,7 @@ level, throughput, cost per million calls, and cold starts.
 
     python -m embeddings.bench --backend http://127.0.0.1:9000 --concurrency 1,10
     python -m embeddings.bench --backend lambda --endpoint-url http://127.0.0.1:9000
+    python -m embeddings.bench --backend http://127.0.0.1:9000 --concurrency 1 --compare-local
 
 Texts are real short sentences (STSb test, first column). Latency is what the client sees, per
 call; cost is priced on the function's own reported duration (what Lambda bills); throughput is
@@ -202,6 +203,32 @@ def torch_baseline(texts: list[str], threads: int, requests: int) -> dict[str, A
     }
 
 
+def added_latency(remote: Caller, local: Caller, texts: list[str], requests: int, rounds: int = 10) -> dict[str, Any]:
+    """What the remote path adds to an in-process call, one call at a time.
+
+    The two run in alternating rounds over the same texts, so that a noisy neighbour on a shared
+    machine slows both alike; separate runs minutes apart differed by 20-40 % here.
+    """
+    per_round = max(requests // rounds, 1)
+    latencies: dict[str, list[float]] = {"remote": [], "local": []}
+    for r in range(rounds):
+        chunk = [texts[(r * per_round + i) % len(texts)] for i in range(per_round)]
+        for name, call in (("local", local), ("remote", remote)):
+            for text in chunk:
+                start = time.perf_counter()
+                call([text])
+                latencies[name].append((time.perf_counter() - start) * 1000)
+    p50 = {name: float(np.percentile(ms, 50)) for name, ms in latencies.items()}
+    return {
+        "requests": per_round * rounds,
+        "local_p50_ms": round(p50["local"], 3),
+        "remote_p50_ms": round(p50["remote"], 3),
+        "added_p50_ms": round(p50["remote"] - p50["local"], 3),
+        "local_p99_ms": round(float(np.percentile(latencies["local"], 99)), 3),
+        "remote_p99_ms": round(float(np.percentile(latencies["remote"], 99)), 3),
+    }
+
+
 def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     texts = load_texts(args.texts)
     result: dict[str, Any] = {
@@ -230,6 +257,9 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             durations = row.pop("durations")
             row["cost_per_million_usd"] = cost_per_million(durations, args.memory_mb) if durations else None
             result["results"].append(row)
+        if args.compare_local and args.backend != "local":
+            local = make_caller(argparse.Namespace(**{**vars(args), "backend": "local"}), {})
+            result["added"] = added_latency(call, local, texts, args.requests)
     if args.cold:
         result["cold"] = cold_starts(args.cold, args.function, args.model, args.threads)
     if args.compare_torch:
@@ -258,6 +288,12 @@ def show(result: dict[str, Any]) -> None:
         print(
             f"cold start: median {c['median_s']} s (import {c['import_s']} s, load {c['load_s']} s, "
             f"first call {c['first_call_s']} s) over {c['runs']} fresh processes"
+        )
+    if "added" in result:
+        a = result["added"]
+        print(
+            f"side by side, one call at a time: in-process p50 {a['local_p50_ms']} ms, through {result['backend']} "
+            f"{a['remote_p50_ms']} ms: {a['added_p50_ms']} ms added ({a['requests']} calls each)"
         )
     if "torch" in result:
         t = result["torch"]
@@ -288,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=1, help="texts per call")
     parser.add_argument("--memory-mb", type=int, default=1024, help="Lambda memory size for the cost column")
     parser.add_argument("--cold", type=int, default=0, help="also time N fresh processes to their first answer")
+    parser.add_argument(
+        "--compare-local", action="store_true", help="with a remote backend: what it adds to an in-process call"
+    )
     parser.add_argument("--compare-torch", action="store_true", help="also time sentence-transformers on torch")
     parser.add_argument("--texts", type=Path, default=DEFAULT_TEXTS, help="STSb-format CSV of texts")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
