@@ -41,6 +41,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 POOLS = HERE / "pools.json"
+# More pools, written later, each file its own batch: its events are dealt into splits among
+# themselves and draw cross-event pairs only among themselves, so adding a file leaves every pair
+# drawn from the files before it unchanged.
+MORE_POOLS = "pools_more_*.json"
 SEED = 20240611
 LABELS = ("duplicate", "related", "unrelated")
 SPLITS = ("train", "dev", "test")
@@ -81,6 +85,7 @@ class Event:
     clusters: list[Cluster]
     adjacent: frozenset[frozenset[int]] = frozenset()
     split: str = ""
+    source: str = "pools"
 
     def topic_texts(self, topic: int) -> list[str]:
         return [t for c in self.clusters if c.topic == topic for t in c.texts]
@@ -129,8 +134,18 @@ def jaccard(a: str, b: str) -> float:
     return len(ta & tb) / max(1, len(ta | tb))
 
 
+def load_all_events() -> list[Event]:
+    events = load_events(POOLS)
+    for path in sorted(HERE.glob(MORE_POOLS)):
+        events += load_events(path)
+    return events
+
+
 def load_events(path: Path = POOLS) -> list[Event]:
-    doc = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        sys.exit(f"{path}:{exc.lineno}: {exc.msg}")
     events: list[Event] = []
     for raw in doc["events"]:
         clusters: list[Cluster] = []
@@ -151,6 +166,7 @@ def load_events(path: Path = POOLS) -> list[Event]:
                 topic_tags=[frozenset(t.get("tags", [])) for t in raw["topics"]],
                 clusters=clusters,
                 adjacent=adjacent,
+                source=path.stem,
             )
         )
     return events
@@ -192,8 +208,10 @@ def validate_pools(events: list[Event]) -> None:
 
 
 def assign_splits(events: list[Event]) -> None:
-    for i, e in enumerate(sorted(events, key=lambda ev: (ev.domain, ev.id))):
-        e.split = SPLIT_PATTERN[i % len(SPLIT_PATTERN)]
+    for source in sorted({e.source for e in events}):
+        batch = sorted((e for e in events if e.source == source), key=lambda ev: (ev.domain, ev.id))
+        for i, e in enumerate(batch):
+            e.split = SPLIT_PATTERN[i % len(SPLIT_PATTERN)]
 
 
 def round_robin(queues: list[list[tuple[str, str]]]) -> Iterator[tuple[str, str]]:
@@ -256,7 +274,10 @@ def draw_event(b: Builder, e: Event) -> None:
 def draw_cross_event(b: Builder, e: Event) -> None:
     """Unrelated pairs across events: same split, different domain, no shared topic tag, no shared content word."""
     rng = random.Random(f"{SEED}:{e.id}:cross")
-    others = sorted((o for o in b.events if o.split == e.split and o.domain != e.domain), key=lambda o: o.id)
+    others = sorted(
+        (o for o in b.events if o.split == e.split and o.domain != e.domain and o.source == e.source),
+        key=lambda o: o.id,
+    )
     n = 0
     for _ in range(500):
         if n >= QUOTA_UNRELATED_CROSS_EVENT or not others:
@@ -377,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=HERE, help="output directory (default: next to this script)")
     args = ap.parse_args(argv)
 
-    events = load_events()
+    events = load_all_events()
     by_split = build(events)
     if not args.dry_run:
         for s in SPLITS:
