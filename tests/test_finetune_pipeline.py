@@ -70,3 +70,32 @@ def test_export_of_a_saved_folder_matches_torch(tmp_path: Path):
     assert model.pooler is None
     export.main(["--model-dir", str(tmp_path / "tiny"), "--name", "cand", "--out", str(tmp_path / "fp32")])
     assert (tmp_path / "fp32" / "cand.onnx").stat().st_size > 0  # export() has checked it against torch
+
+
+def test_four_bit_word_embeddings_keep_the_graph_close_to_fp32(tmp_path: Path):
+    torch = pytest.importorskip("torch")
+    ort = pytest.importorskip("onnxruntime")
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("onnx")
+    import numpy as np
+
+    from embeddings.training import export, quantize
+
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128
+    )
+    transformers.BertModel(config, add_pooling_layer=False).save_pretrained(tmp_path / "tiny")
+    export.export(export.load_folder(tmp_path / "tiny"), tmp_path / "fp32.onnx")
+    fused, four_bit = tmp_path / "fused.onnx", tmp_path / "int4.onnx"
+    quantize.fuse(tmp_path / "fp32.onnx", fused, num_heads=4, hidden_size=64, embed_layer_norm=False)
+    quantize.word_embeddings_to_4_bits(fused, fused)
+    quantize.quantize(fused, four_bit)
+    ops = {n.op_type for n in __import__("onnx").load(str(four_bit)).graph.node}
+    assert "GatherBlockQuantized" in ops
+    assert four_bit.stat().st_size < 0.4 * (tmp_path / "fp32.onnx").stat().st_size
+    ids = np.array([[101, 2129, 2024, 2017, 1029, 102]], dtype=np.int64)
+    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+    expected = ort.InferenceSession(str(tmp_path / "fp32.onnx")).run(None, feeds)[0].mean(axis=1)[0]
+    got = ort.InferenceSession(str(four_bit)).run(None, feeds)[0].mean(axis=1)[0]
+    assert float(expected @ got / np.linalg.norm(expected) / np.linalg.norm(got)) > 0.98

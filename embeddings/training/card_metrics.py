@@ -9,6 +9,8 @@ For each embedding model:
 - duplicate / related thresholds calibrated on the event-question pairs (train + dev), then the
   3-class macro-F1 and Spearman x100 on their test split, and duplicate F1 / ROC AUC on the public
   COVID-Q pairs at those thresholds.
+- with ``--latency``, every model (embedding and sentiment): q50 / q99 of one short text per call
+  in this process at 1 intra-op thread, over the bench's STSb texts, and the CPU it ran on.
 Runs without torch.
 """
 
@@ -16,9 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import shutil
 import tempfile
+import time
+from datetime import date
 from pathlib import Path
+
+import numpy as np
 
 from embeddings.calibrate import calibrate
 from embeddings.cards import ModelCard, available, load_card, write_card
@@ -57,12 +64,55 @@ def measure(name: str, fp32_dir: Path | None, stsb_test: Path) -> dict[str, obje
     return metrics
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def measure_latency(name: str, requests: int) -> dict[str, object]:
+    """One text per call, in-process, 1 thread: as ``embeddings.bench --backend local`` at C=1."""
+    from embeddings.bench import DEFAULT_TEXTS, load_texts
+
+    texts = load_texts(DEFAULT_TEXTS)
+    model = Model(load_card(name), threads=1)
+    call = model.classify if model.card.task == "sentiment" else model.embed
+    for text in texts[:200]:
+        call([text])
+    ms = []
+    for i in range(requests):
+        start = time.perf_counter()
+        call([texts[i % len(texts)]])
+        ms.append((time.perf_counter() - start) * 1000)
+    latency = {
+        "q50_ms": round(float(np.percentile(ms, 50)), 3),
+        "q99_ms": round(float(np.percentile(ms, 99)), 3),
+        "requests": requests,
+        "threads": 1,
+        "cpu": cpu_name(),
+        "date": date.today().isoformat(),
+    }
+    card = load_card(name)
+    write_card(card.directory, {**card.raw, "metrics": {**card.raw.get("metrics", {}), "latency": latency}})
+    return latency
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fp32-dir", type=Path, default=Path("build/fp32"))
     parser.add_argument("--stsb-test", type=Path, default=SHARED_DATA / "stsb" / "stsb-en-test.csv")
     parser.add_argument("--model", action="append", help="only these models (default: every embedding model)")
+    parser.add_argument("--latency", action="store_true", help="only measure q50 / q99 of every model (or --model)")
+    parser.add_argument("--requests", type=int, default=3000, help="with --latency: calls per model")
     args = parser.parse_args(argv)
+    if args.latency:
+        for name in args.model or available():
+            print(json.dumps({"model": name, "latency": measure_latency(name, args.requests)}))
+        return
     for name in args.model or available("embedding"):
         print(json.dumps({"model": name, **measure(name, args.fp32_dir, args.stsb_test)}))
 

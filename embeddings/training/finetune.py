@@ -81,7 +81,7 @@ EVENT_PAIRS = Path(__file__).resolve().parent / "data" / "event_pairs"
 BASE_TOKENIZERS = ROOT / "embeddings" / "models"
 # Tokenizer settings (special tokens, lower-casing) shared by both MiniLM bases: same uncased vocab.
 TOKENIZER_EXTRAS = ("tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
-STAGE1, FINAL = "stage1", "training.json"
+STAGE1, SILVER, FINAL = "stage1", "silver", "training.json"
 MAX_SEQ_LENGTH = 128  # STSb and event questions are far shorter
 EVAL_BATCH = 64
 THREADS = 2
@@ -132,7 +132,7 @@ def train_pool_pairs() -> dict[str, list[tuple[str, str]]]:
     of different domains, topics sharing no tag, texts sharing no content word.
     """
     build = load_pool_builder()
-    events = build.load_events()
+    events = build.load_all_events()
     build.validate_pools(events)
     build.assign_splits(events)
     train = sorted((e for e in events if e.split == "train"), key=lambda e: e.id)
@@ -455,6 +455,57 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stage1_file.write_text(json.dumps(stage1, indent=2) + "\n", encoding="utf-8")
         model = load_best(stage1_dir)
 
+    def stage2_metrics() -> dict[str, Any]:
+        metrics = {f"event_dev_{k}": v for k, v in evaluate_events(model, events_dev).items()}
+        metrics["stsb_dev_spearman"] = evaluate_sts(model, sts_dev)
+        return metrics
+
+    # Silver (optional): mined pairs scored by the cross-encoder (embeddings.training.augment).
+    silver: dict[str, Any] | None = None
+    if args.silver:
+        from embeddings.training.augment import read_silver
+
+        silver_dir = out / SILVER
+        silver_file = silver_dir / "stage.json"
+        if silver_file.exists():
+            silver = json.loads(silver_file.read_text(encoding="utf-8"))
+        else:
+            silver_rows = read_silver(args.silver)[: args.limit or None]
+            silver_dir.mkdir(parents=True, exist_ok=True)
+            set_seed(args.seed)
+
+            def silver_epoch(epoch: int) -> list[Pair]:
+                rng = random.Random(f"{args.seed}:silver:{epoch}")
+                rows = [p if rng.random() < 0.5 else Pair(p.b, p.a, p.target) for p in silver_rows]
+                rows += rng.sample(sts_train, min(len(sts_train), round(args.sts_share * len(rows) / 2)))
+                rng.shuffle(rows)
+                return rows
+
+            best = train_stage(
+                model,
+                args.epochs_silver,
+                silver_epoch,
+                args.lr_silver,
+                args.batch_size,
+                args.evals_per_epoch,
+                stage2_metrics,
+                "event_dev_score",
+                silver_dir,
+                out,
+                "silver",
+                args.seed,
+            )
+            silver = {
+                "best": best,
+                "data": f"{len(silver_rows):,} mined pairs with cross-encoder scores as targets ({args.silver}) "
+                "+ half as many STSb train pairs",
+                "epochs": args.epochs_silver,
+                "lr": args.lr_silver,
+                "batch_size": args.batch_size,
+            }
+            silver_file.write_text(json.dumps(silver, indent=2) + "\n", encoding="utf-8")
+        model = load_best(silver_dir)
+
     # Stage 2: event pairs + a share of STSb.
     set_seed(args.seed)
     pools = train_pool_pairs() if args.event_source == "pools" else None
@@ -467,11 +518,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     def stage2_rows(epoch: int) -> list[Pair]:
         rng = random.Random(f"{args.seed}:event:{epoch}")
         return stage2_epoch(rng, event_rows, sts_train, args.sts_share, pools)
-
-    def stage2_metrics() -> dict[str, Any]:
-        metrics = {f"event_dev_{k}": v for k, v in evaluate_events(model, events_dev).items()}
-        metrics["stsb_dev_spearman"] = evaluate_sts(model, sts_dev)
-        return metrics
 
     if args.epochs_event == 0:
         save(model, out)
@@ -495,7 +541,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stage2 = {"best": best}
     stage2.update(
         data=(
-            "event_pairs train.tsv (1,120 pairs, 28 events; duplicate/related/unrelated -> 1/0.5/0)"
+            f"event_pairs train.tsv ({len(event_rows):,} pairs; duplicate/related/unrelated -> 1/0.5/0)"
             + (
                 " + per epoch a fresh draw of pairs from the train events' pools (pools.json; "
                 f"{len(pools['duplicate'])} duplicate, as many related and unrelated pairs)"
@@ -517,6 +563,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         + (" (stage 2: CoSENTLoss)" if args.loss_event == "cosent" else "")
         + ", AdamW, 10% linear warm-up",
         "stage1": stage1,
+        "silver": silver,
         "stage2": stage2,
         "wall_s": round(time.perf_counter() - started, 1),
         "date": date.today().isoformat(),
@@ -551,6 +598,10 @@ def annotate_card(directory: Path, checkpoint: Path) -> dict[str, Any]:
         "stage1": None
         if stage1.get("skipped")
         else {k: stage1[k] for k in ("data", "epochs", "lr", "batch_size")} | {"selected": figures(stage1["best"])},
+        "silver": {k: summary["silver"][k] for k in ("data", "epochs", "lr", "batch_size")}
+        | {"selected": figures(summary["silver"]["best"])}
+        if summary.get("silver")
+        else None,
         "stage2": None
         if stage2.get("skipped")
         else {k: stage2[k] for k in ("data", "selection", "epochs", "lr", "batch_size")}
@@ -558,7 +609,7 @@ def annotate_card(directory: Path, checkpoint: Path) -> dict[str, Any]:
         | {"selected": figures(stage2["best"])},
         "seed": stage2.get("seed"),
         "checkpoint": str(checkpoint),
-        "held_out": "STSb test and event_pairs test (9 unseen events) were not used for training or selection",
+        "held_out": "STSb test and event_pairs test (unseen events) were not used for training or selection",
         "date": summary["date"],
     }
     write_card(directory, raw)
@@ -588,6 +639,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="stage 2 loss: CosineSimilarityLoss (the method) or, as an experiment, CoSENTLoss (pair ranking)",
     )
     parser.add_argument("--stage1-from", type=Path, help="start stage 2 from this stage-1 folder")
+    parser.add_argument("--silver", type=Path, help="silver.tsv of embeddings.training.augment: trained before gold")
+    parser.add_argument("--epochs-silver", type=int, default=1)
+    parser.add_argument("--lr-silver", type=float, default=2e-5)
     parser.add_argument("--evals-per-epoch", type=int, default=2)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--threads", type=int, default=THREADS)

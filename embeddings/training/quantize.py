@@ -7,6 +7,11 @@ Two steps, both from ONNX Runtime's own tooling:
 2. ``quantize_dynamic`` with per-channel int8 weights, including the embedding tables. Per-tensor
    scales were measured to drift (mean cosine to fp32 0.958 for MiniLM-L6); per-channel keeps > 0.99.
 
+``--embedding-bits 4`` stores the word-embedding table (30,522 x 384, two thirds of a 3-layer
+model) as 4-bit blocks of 32 with a scale each (ONNX Runtime's ``GatherBlockQuantized``), leaving
+the embedding layer norm unfused: MiniLM-L3 goes from 17.4 to 12.9 MB for 0.2 STSb points
+(82.37 -> 82.17), which brings the TinyBERT-sized student under 15 MB.
+
     python -m embeddings.training.quantize build/fp32/minilm-l6.onnx --name minilm-l6 --base minilm-l6
 """
 
@@ -20,7 +25,9 @@ from pathlib import Path
 
 import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
+from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 from onnxruntime.transformers import optimizer
+from onnxruntime.transformers.fusion_options import FusionOptions
 
 from embeddings.cards import MODELS_DIR, write_card
 from embeddings.training.export import minilm_l6_folder
@@ -53,12 +60,36 @@ BASE_CARDS = {
 }
 
 
-def fuse(src: Path, dst: Path, num_heads: int, hidden_size: int) -> dict[str, int]:
+def fuse(src: Path, dst: Path, num_heads: int, hidden_size: int, embed_layer_norm: bool = True) -> dict[str, int]:
+    options = FusionOptions("bert")
+    options.enable_embed_layer_norm = embed_layer_norm
     model = optimizer.optimize_model(
-        str(src), model_type="bert", num_heads=num_heads, hidden_size=hidden_size, opt_level=0
+        str(src),
+        model_type="bert",
+        num_heads=num_heads,
+        hidden_size=hidden_size,
+        opt_level=0,
+        optimization_options=options,
     )
     model.save_model_to_file(str(dst))
     return {k: v for k, v in model.get_fused_operator_statistics().items() if v}
+
+
+def word_embeddings_to_4_bits(src: Path, dst: Path, block_size: int = 32) -> None:
+    """The word-embedding Gather becomes GatherBlockQuantized: symmetric 4-bit blocks along the hidden axis."""
+    model = onnx.load(str(src))
+    (node,) = [n for n in model.graph.node if n.op_type == "Gather" and n.input[0].endswith("word_embeddings.weight")]
+    quantizer = MatMulNBitsQuantizer(
+        model,
+        bits=4,
+        block_size=block_size,
+        is_symmetric=True,
+        nodes_to_include=[node.name],
+        op_types_to_quantize=("Gather",),
+        quant_axes=(("Gather", 1),),
+    )
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(dst), use_external_data_format=False)
 
 
 def quantize(src: Path, dst: Path) -> None:
@@ -81,13 +112,15 @@ def write_tokenizer(dst: Path, max_tokens: int) -> None:
     dst.write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
 
 
-def build(fp32: Path, name: str, base: str, out_dir: Path) -> Path:
+def build(fp32: Path, name: str, base: str, out_dir: Path, embedding_bits: int = 8) -> Path:
     meta = BASE_CARDS[base]
     directory = out_dir / name
     directory.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         fused = Path(tmp) / "fused.onnx"
-        fusions = fuse(fp32, fused, meta["heads"], meta["hidden_size"])
+        fusions = fuse(fp32, fused, meta["heads"], meta["hidden_size"], embed_layer_norm=embedding_bits == 8)
+        if embedding_bits == 4:
+            word_embeddings_to_4_bits(fused, fused)
         quantize(fused, directory / "model.onnx")
     write_tokenizer(directory / "tokenizer.json", meta["max_tokens"])
     card_path = directory / "model.json"
@@ -99,7 +132,9 @@ def build(fp32: Path, name: str, base: str, out_dir: Path) -> Path:
         "output_dim": meta["hidden_size"],
         "pooling": "mean",
         "normalized": True,
-        "quantization": "dynamic int8, per-channel weights and embedding tables (onnxruntime.quantization)",
+        "quantization": "dynamic int8, per-channel weights and embedding tables (onnxruntime.quantization)"
+        if embedding_bits == 8
+        else "dynamic int8, per-channel weights; word embeddings 4-bit in blocks of 32 (GatherBlockQuantized)",
         "fused_ops": fusions,
         "files": {"model": "model.onnx", "tokenizer": "tokenizer.json"},
         "size_mb": round((directory / "model.onnx").stat().st_size / 1e6, 1),
@@ -117,8 +152,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", required=True)
     parser.add_argument("--base", choices=sorted(BASE_CARDS), required=True)
     parser.add_argument("--out-dir", type=Path, default=MODELS_DIR)
+    parser.add_argument("--embedding-bits", type=int, choices=[8, 4], default=8, help="word-embedding table")
     args = parser.parse_args(argv)
-    directory = build(args.fp32, args.name, args.base, args.out_dir)
+    directory = build(args.fp32, args.name, args.base, args.out_dir, args.embedding_bits)
     print(f"{args.name}: {directory} ({(directory / 'model.onnx').stat().st_size / 1e6:.1f} MB)")
     shutil.rmtree(directory / "__pycache__", ignore_errors=True)
 

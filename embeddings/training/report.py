@@ -1,0 +1,157 @@
+"""Write ``docs/models.md`` from the figures saved in the model cards, beside the papers' tables.
+
+    python -m embeddings.training.report [--out docs/models.md]
+
+Every figure comes from a card (``embeddings/models/<name>/model.json``), where the training and
+measuring commands wrote it: STSb and event-pair figures from ``embeddings.training.card_metrics``,
+latency from ``card_metrics --latency``, sentiment figures from the sentiment training scripts.
+A figure a card does not hold is shown as "n/a", never filled in. Runs without torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from embeddings.cards import available, load_card
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Benešová, Švec, Šuppa (NAACL 2021 Industry), Tables 2 and 3, as summarised in DESIGN.md.
+PAPER_SIMILARITY = [
+    ("STinyBERT (paper)", 56, 76.76),
+    ("SMobileBERT (paper)", 98, 81.52),
+    ("SBERT-base (paper)", 420, 85.35),
+]
+PAPER_SENTIMENT = [("TinyBERT (paper)", 56, 0.82), ("MobileBERT (paper)", 98, 0.84)]
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def latency(metrics: dict[str, Any]) -> str:
+    lat = metrics.get("latency")
+    if not lat:
+        return "n/a"
+    return f"{lat['q50_ms']:.2f} / {lat['q99_ms']:.2f}"
+
+
+def shape(card: Any) -> str:
+    return f"{card.raw.get('layers')} x {card.raw.get('hidden_size')} | {fmt(card.raw.get('size_mb'), 1)}"
+
+
+def similarity_rows() -> list[str]:
+    rows = []
+    for name in available("embedding"):
+        card = load_card(name)
+        m = card.raw.get("metrics", {})
+        event = m.get("event_pairs_test", {})
+        covid = m.get("covid_q_pairs", {})
+        thresholds = card.raw.get("thresholds") or {}
+        rows.append(
+            f"| `{name}` | {shape(card)} | {fmt(m.get('stsb_test_spearman'))} "
+            f"| {fmt(m.get('stsb_test_spearman_fp32'))} "
+            f"| {fmt(event.get('spearman'))} | {fmt(event.get('macro_f1'), 3)} | {fmt(covid.get('roc_auc'), 3)} "
+            f"| {fmt(thresholds.get('duplicate'))} / {fmt(thresholds.get('related'))} | {latency(m)} |"
+        )
+    for label, size, stsb in PAPER_SIMILARITY:
+        rows.append(f"| {label} | | {size} | {stsb} | | | | | | |")
+    return rows
+
+
+def sentiment_rows() -> list[str]:
+    rows = []
+    for name in available("sentiment"):
+        card = load_card(name)
+        m = card.raw.get("metrics", {})
+        events = m.get("event_questions") or {}
+        rows.append(
+            f"| `{name}` | {shape(card)} | {fmt(m.get('macro_f1'), 3)} | {fmt(events.get('macro_f1'), 3)} "
+            f"| {latency(m)} |"
+        )
+        teacher = m.get("teacher")
+        if teacher:
+            t_test = teacher
+            t_events = teacher.get("event_questions", {})
+            rows.append(
+                f"| its teacher ({teacher.get('model', 'teacher')}) | {fmt(teacher.get('layers'))} x 384 "
+                f"| {fmt(teacher.get('size_mb'), 1)} | {fmt(t_test.get('macro_f1'), 3)} "
+                f"| {fmt(t_events.get('macro_f1'), 3)} | |"
+            )
+    for label, size, f1 in PAPER_SENTIMENT:
+        rows.append(f"| {label} | | {size} | {f1} | | |")
+    return rows
+
+
+def training_notes() -> list[str]:
+    notes = []
+    for name in available():
+        training = load_card(name).raw.get("training")
+        if isinstance(training, dict) and training.get("method"):
+            notes.append(f"- `{name}`: {training['method']}.")
+            for stage in ("distillation", "stage1", "silver", "stage2"):
+                info = training.get(stage)
+                if isinstance(info, dict) and info.get("data"):
+                    selected = info.get("selected") or {}
+                    figures = ", ".join(f"{k} {v}" for k, v in selected.items())
+                    notes.append(f"  - {stage}: {info['data']}" + (f" (selected: {figures})" if figures else ""))
+    return notes
+
+
+def render() -> str:
+    lines = [
+        "# Models: quality, size and speed beside the papers",
+        "",
+        "Written by `python -m embeddings.training.report` from the figures in the model cards",
+        "(`embeddings/models/*/model.json`); do not edit by hand. The cards get their figures from",
+        "`python -m embeddings.training.card_metrics` (STSb, event pairs, COVID-Q) and",
+        "`python -m embeddings.training.card_metrics --latency` (q50 / q99 of one short text per call,",
+        "in-process, 1 intra-op thread). The papers' rows are Benešová et al. (NAACL 2021 Industry),",
+        "Tables 2 and 3; their latency was measured on AWS Lambda, ours on the machine the card names.",
+        "",
+        "## Similarity (the paper's Table 2)",
+        "",
+        "STSb: test Spearman x100 of cosine against gold (int8 as shipped; fp32 original beside it).",
+        "Event pairs: the project's duplicate / related / unrelated test split (unseen events), Spearman",
+        "x100 against targets 1 / 0.5 / 0 and 3-class macro-F1 at the card's thresholds, which were",
+        "calibrated on train + dev. COVID-Q: ROC AUC of the duplicate class on public question pairs no",
+        "model trained on.",
+        "",
+        "| model | layers x width | size MB | STSb test | STSb fp32 | event test Spearman | event test macro-F1 "
+        "| COVID-Q AUC | thresholds dup / rel | q50 / q99 ms |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        *similarity_rows(),
+        "",
+        "## Sentiment (the paper's Table 3)",
+        "",
+        "Macro-F1 on the held-out gold split (tweets, VADER sentences and event questions), and on the",
+        "event questions of that split alone.",
+        "",
+        "| model | layers x width | size MB | held-out macro-F1 | event questions macro-F1 | q50 / q99 ms |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *sentiment_rows(),
+        "",
+        "## How each model was trained",
+        "",
+        *training_notes(),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m embeddings.training.report", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "models.md")
+    args = parser.parse_args(argv)
+    args.out.write_text(render(), encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

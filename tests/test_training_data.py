@@ -1,0 +1,59 @@
+"""The training pipeline's data steps that need no torch: pool batches, BM25 mining, silver files, the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from embeddings.cards import available
+from embeddings.training import augment, finetune, report
+from embeddings.training.finetune import Pair
+
+
+def test_a_later_pool_file_leaves_every_earlier_pair_unchanged():
+    build = finetune.load_pool_builder()
+    first = build.load_events(build.POOLS)
+    everything = build.load_all_events()
+    assert len(everything) > len(first)  # pools_more_*.json exist
+
+    def pairs(events: list) -> set[tuple[str, str, str]]:
+        return {(p.label, p.a, p.b) for rows in build.build(events).values() for p in rows}
+
+    alone = pairs(first)
+    together = pairs(everything)
+    assert alone < together
+    splits_alone = {e.id: e.split for e in first}
+    build.assign_splits(everything)
+    assert all(e.split == splits_alone[e.id] for e in everything if e.id in splits_alone)
+
+
+def test_bm25_ranks_the_overlapping_question_first():
+    texts = [
+        "will the slides be shared after the talk",
+        "are the slides from the talk shared anywhere",
+        "where is the nearest coffee",
+        "how much does parking cost",
+    ]
+    top = augment.bm25_top(texts, k=2)
+    assert top[0][0] == 1 and top[1][0] == 0
+    assert all(i not in row for i, row in enumerate(top))  # never the question itself
+
+
+def test_unlabelled_questions_hold_no_dev_or_test_text():
+    texts, origin = augment.unlabelled_questions()
+    held_out = {t for split in ("dev", "test") for p in finetune.event_pairs(split) for t in (p[0].a, p[0].b)}
+    assert texts and not set(texts) & held_out
+    assert {"semeval"} < set(origin.values())
+
+
+def test_silver_file_round_trips(tmp_path: Path):
+    rows = [Pair("is it recorded?", "will there be a video", 0.9312), Pair("a\tb  c", "back\\slash", 0.0)]
+    augment.write_silver(tmp_path / "silver.tsv", rows)
+    assert augment.read_silver(tmp_path / "silver.tsv") == [rows[0], Pair("a b c", "back\\slash", 0.0)]
+
+
+def test_report_lists_every_shipped_model_beside_the_papers():
+    text = report.render()
+    for name in available():
+        assert f"`{name}`" in text
+    assert "| SBERT-base (paper) | | 420 | 85.35 |" in text
+    assert "| TinyBERT (paper) | | 56 | 0.82 |" in text
