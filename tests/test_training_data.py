@@ -57,3 +57,12 @@ def test_report_lists_every_shipped_model_beside_the_papers():
         assert f"`{name}`" in text
     assert "| SBERT-base (paper) | | 420 | 85.35 |" in text
     assert "| TinyBERT (paper) | | 56 | 0.82 |" in text
+
+
+def test_the_entry_point_runs_a_step_and_names_an_unknown_one(tmp_path: Path, capsys):
+    from embeddings.training.__main__ import main
+
+    assert main(["report", "--out", str(tmp_path / "models.md")]) == 0
+    assert (tmp_path / "models.md").read_text().startswith("# Models")
+    assert main(["bogus"]) == 2
+    assert "unknown step 'bogus'" in capsys.readouterr().err

@@ -120,7 +120,7 @@ def render() -> str:
         "STSb: test Spearman x100 of cosine against gold (int8 as shipped; fp32 original beside it).",
         "Event pairs: the project's duplicate / related / unrelated test split (unseen events), Spearman",
         "x100 against targets 1 / 0.5 / 0 and 3-class macro-F1 at the card's thresholds, which were",
-        "calibrated on train + dev. COVID-Q: ROC AUC of the duplicate class on public question pairs no",
+        "calibrated on the dev split. COVID-Q: ROC AUC of the duplicate class on public question pairs no",
         "model trained on.",
         "",
         "| model | layers x width | size MB | STSb test | STSb fp32 | event test Spearman | event test macro-F1 "
