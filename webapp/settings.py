@@ -146,6 +146,10 @@ CELERY_TASK_IGNORE_RESULT = True
 # Processing retries transient function failures with exponential backoff, up to this many times.
 QUESTION_MAX_RETRIES = envint("QUESTION_MAX_RETRIES", 5, minimum=0)
 
+# An event's FAISS index is exact (flat) below this many vectors and an HNSW graph from there
+# (webapp/questions/index.py; the measurements behind the default are in docs/app.md).
+INDEX_HNSW_MIN_VECTORS = envint("INDEX_HNSW_MIN_VECTORS", 50_000, minimum=1)
+
 # Rate limits on the public endpoints, per attendee (the per-address limits are ten times these).
 POSTS_PER_MINUTE = envint("POSTS_PER_MINUTE", 6, minimum=1)
 POSTS_PER_MINUTE_PER_ADDRESS = envint("POSTS_PER_MINUTE_PER_ADDRESS", 60, minimum=1)
