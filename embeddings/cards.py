@@ -11,6 +11,9 @@ from typing import Any
 from embeddings.errors import ModelNotFound
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
+# What the functions serve when an event names no model (a deployment sets its own).
+DEFAULT_EMBEDDING_MODEL = os.environ.get("EMBEDDINGS_MODEL", "minilm-l6")
+DEFAULT_SENTIMENT_MODEL = os.environ.get("SENTIMENT_MODEL", "sentiment-minilm-l3")
 CARD_FILE = "model.json"
 TASKS = ("embedding", "sentiment")
 

@@ -16,12 +16,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from embeddings.cards import DEFAULT_EMBEDDING_MODEL, DEFAULT_SENTIMENT_MODEL
 from embeddings.errors import FunctionError, InvalidRequest
 from embeddings.payload import ENCODINGS, encode_vectors
 from embeddings.runtime import Model, Timings, get_model
 
-DEFAULT_EMBEDDING_MODEL = os.environ.get("EMBEDDINGS_MODEL", "minilm-l6")
-DEFAULT_SENTIMENT_MODEL = os.environ.get("SENTIMENT_MODEL", "sentiment-minilm-l3")
 MAX_TEXTS = 64
 
 

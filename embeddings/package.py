@@ -1,6 +1,6 @@
 """Build the AWS Lambda deployment zip: the function code, the models, and manylinux wheels.
 
-    python -m embeddings.package --out dist/ [--models minilm-l6,sentiment-minilm-l3] [--json]
+    python -m embeddings.package --out dist/ [--models minilm-l6,sentiment-minilm-l3 | all] [--json]
 
 Dependencies are fetched by pip for Lambda's platform whatever machine builds the zip: the
 python3.12 runtime (Amazon Linux 2023, glibc 2.34) on x86_64. The python3.11 runtime runs Amazon
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from embeddings import cli
-from embeddings.cards import MODELS_DIR, available
+from embeddings.cards import DEFAULT_EMBEDDING_MODEL, DEFAULT_SENTIMENT_MODEL, MODELS_DIR, available
 
 ROOT = Path(__file__).resolve().parent.parent
 LAMBDA_LIMIT_MB = 250.0
@@ -148,12 +148,16 @@ def build(out: Path, models: list[str], python_version: str, platforms: tuple[st
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m embeddings.package", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("dist"))
-    parser.add_argument("--models", default=",".join(available()), help="comma-separated model names to ship")
+    parser.add_argument(
+        "--models",
+        default=f"{DEFAULT_EMBEDDING_MODEL},{DEFAULT_SENTIMENT_MODEL}",
+        help="comma-separated model names to ship (default: the two the functions serve; 'all': every model)",
+    )
     parser.add_argument("--python-version", default="3.12", help="the Lambda runtime's Python")
     parser.add_argument("--platform", action="append", help=f"wheel platform tags (default: {', '.join(PLATFORMS)})")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    models = available() if args.models == "all" else [m.strip() for m in args.models.split(",") if m.strip()]
     return cli.run(
         lambda: build(args.out, models, args.python_version, tuple(args.platform or PLATFORMS)),
         args.json,

@@ -6,10 +6,8 @@ from functools import cache
 
 from django.conf import settings
 
-from embeddings.cards import Thresholds, load_card
+from embeddings.cards import DEFAULT_EMBEDDING_MODEL, Thresholds, load_card
 from embeddings.client import Functions, get_functions
-
-DEFAULT_EMBEDDING_MODEL = "minilm-l6"
 
 
 @cache
