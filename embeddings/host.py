@@ -108,7 +108,7 @@ class Pool:
 
     Last in, first out, as Lambda reuses the warmest instance: at low concurrency one worker takes
     every call and stays hot (its caches and branch predictors warm). Round-robin over two workers
-    ran each call of the 6-layer model about 0.7 ms slower (1.97 ms against 1.24 ms, measured).
+    cost the 6-layer model most of a millisecond per call (docs/functions.md).
     """
 
     def __init__(self, size: int, env: dict[str, str], timeout: float, ready_timeout: float = 120.0) -> None:

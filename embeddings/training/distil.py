@@ -235,7 +235,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "teacher": str(args.teacher),
         "teacher_stsb_dev_spearman": teacher_dev,
         "init": args.init,
-        "data": f"{len(sentences):,} unlabelled sentences (teacher vectors as targets, MSE): "
+        "data": f"{len(sentences):,} unlabelled sentences (teacher vectors as targets, MSE): every train event's "
+        "question and a seeded random draw from the rest; unique sentences per source: "
         + ", ".join(f"{k} {v:,}" for k, v in counts.items()),
         "epochs": args.epochs,
         "lr": args.lr,
