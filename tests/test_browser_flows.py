@@ -7,6 +7,7 @@ after commit, as the Celery task does in production.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -188,7 +189,13 @@ def test_moderator_approves_pins_and_retries(event: Event, new_page):
     retry = moderator.locator("#failed > li").get_by_role("button", name="Retry")
     retry.click()
     expect(moderator.locator("#failed > li")).to_have_count(0)
-    failed.refresh_from_db()
+    # The row leaves the failed list as soon as the question is pending again (a poll may show
+    # that while the retry's processing still runs), so wait for the processing to land.
+    for _ in range(100):
+        failed.refresh_from_db()
+        if failed.state != Question.State.PENDING:
+            break
+        time.sleep(0.1)
     assert failed.state == Question.State.PROCESSED
 
 
