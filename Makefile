@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test browser lint format bench host stack train-env models augment sentiment-distil clean
+.PHONY: install run test browser lint format bench host stack train-env models augment clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -64,7 +64,8 @@ train-env:
 
 # The shipped models from registry packages (python -m embeddings.training STEP; each step resumes):
 # l6 fine-tuned (STSb, then the event pairs), l3 as published, the 3-layer student distilled from the
-# fine-tuned l6 (4-bit word embeddings), the sentiment head on l3; then every figure into the cards
+# fine-tuned l6 (4-bit word embeddings), the sentiment student of a fine-tuned 6-layer teacher; then
+# every figure into the cards
 # and docs/models.md. About an hour and a half on 2 cores.
 T := $(TRAIN_PY) -m embeddings.training
 models: train-env
@@ -79,25 +80,21 @@ models: train-env
 	$(T) export --model-dir build/finetuned/minilm-l3-student --name minilm-l3-student --out build/fp32
 	$(T) quantize build/fp32/minilm-l3-student.onnx --name minilm-l3-student --base minilm-l3 --embedding-bits 4
 	$(T) finetune --card embeddings/models/minilm-l3-student --out build/finetuned/minilm-l3-student
-	$(T) sentiment --encoder minilm-l3 --name sentiment-minilm-l3
+	$(T) sentiment-distil teacher --out build/sentiment/teacher --epochs 1 --evals-per-epoch 3
+	$(T) sentiment-distil silver --teacher build/sentiment/teacher --out build/sentiment --max-texts 80000
+	$(T) sentiment-distil student --silver build/sentiment/silver.npz --out build/sentiment/student --epochs 1 --evals-per-epoch 4
+	$(T) sentiment-distil export --checkpoint build/sentiment/student --name sentiment-minilm-l3 --embedding-bits 4 --teacher-int8
 	$(T) card-metrics --fp32-dir build/fp32
 	$(T) card-metrics --latency
 	$(T) report
 
-# Experiments kept out of `make models` (measured, not shipped: see docs/models.md):
-# the cross-encoder teacher and BM25-mined silver pairs, and the sentiment teacher / student.
+# Experiments kept out of `make models` (measured, not shipped: see docs/functions.md):
+# the cross-encoder teacher and BM25-mined silver pairs.
 augment: train-env
 	$(T) augment cross --init build/finetuned/minilm-l6/stage1 --out build/augment --epochs 2
 	$(T) augment mine --bi-encoder build/finetuned/minilm-l6/stage1 --out build/augment
 	$(T) finetune --base minilm-l6 --stage1-from build/finetuned/minilm-l6/stage1 --silver build/augment/silver.tsv \
 		--lr-event 1e-5 --out build/finetuned/minilm-l6-silver
-
-sentiment-distil: train-env
-	$(T) sentiment-distil teacher --out build/sentiment/teacher --epochs 1 --evals-per-epoch 3
-	$(T) sentiment-distil silver --teacher build/sentiment/teacher --out build/sentiment --max-texts 80000
-	$(T) sentiment-distil student --silver build/sentiment/silver.npz --out build/sentiment/student --epochs 1 --evals-per-epoch 4
-	$(T) sentiment-distil export --checkpoint build/sentiment/student --name sentiment-minilm-l3 --embedding-bits 4 \
-		--teacher-int8 --out-dir build/sentiment/models
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

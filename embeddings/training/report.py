@@ -75,15 +75,15 @@ def sentiment_rows() -> list[str]:
             f"| `{name}` | {shape(card)} | {fmt(m.get('macro_f1'), 3)} | {fmt(events.get('macro_f1'), 3)} "
             f"| {latency(m)} |"
         )
-        teacher = m.get("teacher")
-        if teacher:
-            t_test = teacher
-            t_events = teacher.get("event_questions", {})
-            rows.append(
-                f"| its teacher ({teacher.get('model', 'teacher')}) | {fmt(teacher.get('layers'))} x 384 "
-                f"| {fmt(teacher.get('size_mb'), 1)} | {fmt(t_test.get('macro_f1'), 3)} "
-                f"| {fmt(t_events.get('macro_f1'), 3)} | |"
-            )
+        teacher = m.get("teacher") or {}
+        for precision in ("fp32", "int8"):
+            figures = teacher.get(precision)
+            if figures:
+                rows.append(
+                    f"| its teacher, {precision} | {fmt(teacher.get('layers'))} x 384 "
+                    f"| {fmt(teacher.get(f'size_mb_{precision}'), 1)} | {fmt(figures.get('macro_f1'), 3)} "
+                    f"| {fmt((figures.get('event_questions') or {}).get('macro_f1'), 3)} | |"
+                )
     for label, size, f1 in PAPER_SENTIMENT:
         rows.append(f"| {label} | | {size} | {f1} | | |")
     return rows
