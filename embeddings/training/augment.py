@@ -180,11 +180,7 @@ def train_cross(args: argparse.Namespace) -> dict[str, Any]:
         for i, batch in enumerate(batches):
             logits = model.logits([p.a for p in batch], [p.b for p in batch])
             loss = loss_fn(logits, torch.tensor([p.target for p in batch], dtype=torch.float32))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
+            finetune.optimizer_step(loss, model.parameters(), optimizer, scheduler)
             step += 1
             running.append(loss.item())
             if step % 50 == 0:

@@ -198,11 +198,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             features = student.preprocess([sentences[i] for i in batch])
             predicted = student(features)["sentence_embedding"]
             loss = torch.nn.functional.mse_loss(predicted, torch.from_numpy(targets[batch]))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
+            finetune.optimizer_step(loss, student.parameters(), optimizer, scheduler)
             step += 1
             running.append(loss.item())
             if step % 100 == 0:

@@ -358,11 +358,7 @@ def train_stage(
             features_b = model.preprocess([p.b for p in batch])
             labels = torch.tensor([p.target for p in batch], dtype=torch.float32)
             loss = loss_fn([features_a, features_b], labels)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
+            optimizer_step(loss, model.parameters(), optimizer, scheduler)
             step += 1
             running, count = running + loss.item(), count + 1
             if step % 50 == 0:
@@ -382,6 +378,17 @@ def train_stage(
                 running, count = 0.0, 0
     best = {**best, "train_s": round(time.perf_counter() - started, 1)}
     return best
+
+
+def optimizer_step(loss: Any, parameters: Any, optimizer: Any, scheduler: Any) -> None:
+    """Backward, clip the gradient norm at 1, step the optimizer and the schedule, clear the gradients."""
+    import torch
+
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
 
 
 def load_best(folder: Path) -> Any:

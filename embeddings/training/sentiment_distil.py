@@ -372,11 +372,7 @@ def fit(
         running, count = 0.0, 0
         for i, batch in enumerate(batches):
             loss = soft_cross_entropy(model(*collate([ids[j] for j in batch])), torch.from_numpy(targets[batch]))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
+            finetune.optimizer_step(loss, model.parameters(), optimizer, scheduler)
             step += 1
             running, count = running + loss.item(), count + 1
             if step % 50 == 0:
