@@ -5,7 +5,10 @@ The data tests need no torch; the export test runs in the training environment o
 
 from __future__ import annotations
 
+import io
+import json
 import random
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -53,6 +56,41 @@ def test_stage2_epoch_mixes_events_pools_and_stsb(pools):
     assert [sum(r.target == t for r in drawn) for t in (1.0, 0.5, 0.0)] == [per_class, per_class, per_class]
     assert sum(r.a.startswith("<sts>") for r in rows) == round(0.5 * (10 + 3 * per_class))
     assert rows == finetune.stage2_epoch(random.Random(0), events, sts, 0.5, pools)  # seeded
+
+
+def write_snli(path: Path, data: bytes) -> Path:
+    from embeddings.training.distil import SNLI_MEMBER
+
+    with tarfile.open(path, "w:gz") as archive:
+        info = tarfile.TarInfo(SNLI_MEMBER)
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_snli_triplets_take_one_per_premise_with_both_labels(tmp_path: Path):
+    rows = [
+        {"sentence1": "A man plays a guitar.", "sentence2": "A man makes music.", "gold_label": "entailment"},
+        {"sentence1": "A man plays a guitar.", "sentence2": "A person plays music.", "gold_label": "entailment"},
+        {"sentence1": "A man plays a guitar.", "sentence2": "A man sleeps.", "gold_label": "contradiction"},
+        {"sentence1": "A man plays a guitar.", "sentence2": "A man is outdoors.", "gold_label": "neutral"},
+        {"sentence1": "Two dogs run.", "sentence2": "Animals move.", "gold_label": "entailment"},  # no contradiction
+        {"sentence1": "A child reads.", "sentence2": "A child sleeps.", "gold_label": "contradiction"},
+        {"sentence1": "A child reads.", "sentence2": "Someone reads.", "gold_label": "entailment"},
+    ]
+    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    triplets = finetune.snli_triplets(write_snli(tmp_path / "snli.tar.gz", data), random.Random(1))
+    assert sorted(t.a for t in triplets) == ["A child reads.", "A man plays a guitar."]
+    guitar = next(t for t in triplets if t.a.startswith("A man"))
+    assert guitar.b in {"A man makes music.", "A person plays music."} and guitar.negative == "A man sleeps."
+
+
+def test_snli_reader_names_the_file_and_line_of_bad_json(tmp_path: Path):
+    from embeddings.training.distil import SNLI_MEMBER
+
+    path = write_snli(tmp_path / "snli.tar.gz", b'{"sentence1": "a"}\n{broken\n')
+    with pytest.raises(SystemExit, match=rf"snli.tar.gz:{SNLI_MEMBER}:2"):
+        finetune.snli_triplets(path, random.Random(1))
 
 
 def test_export_of_a_saved_folder_matches_torch(tmp_path: Path):

