@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test browser lint format bench host stack train-env models augment clean
+.PHONY: install run test browser lint format bench bench-quick host stack train-env models augment clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,11 +42,17 @@ format: install
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-# Figures of docs/functions.md (printed, not written: machines are noisy, compare medians).
+# docs/benchmarks.md and its plots: every part measured side by side, medians of repeats (functions
+# and index: 26 minutes on 2 cores shared with a training job; PARTS=functions,index for a subset;
+# the torch rows need `make train-env`; the 1M-vector index: BENCH_INDEX_SIZES=10000,100000,1000000).
+# A command that prints figures, never a test.
+PARTS ?= functions,index,load,faults
 bench: install
-	$(PY) -m embeddings.bench --backend local --model minilm-l6 --concurrency 1,2 --requests 3000 --memory-mb 512 --cold 5
-	$(PY) -m embeddings.bench --backend local --model minilm-l3 --concurrency 1,2 --requests 3000 --memory-mb 512 --cold 5
-	$(PY) -m embeddings.bench --backend local --function sentiment --concurrency 1 --requests 3000 --memory-mb 512
+	$(PY) -m benchmarks --parts $(PARTS)
+
+# The same harness in seconds, into build/bench-quick/ (checks the harness, not the speed).
+bench-quick: install
+	$(PY) -m benchmarks --parts $(PARTS) --quick --out build/bench-quick
 
 host: install
 	$(PY) -m embeddings.host --port 9000 --workers 2

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import threading
+
 import pytest
 
 from embeddings.pricing import GB_SECOND_USD, REQUEST_USD, cost_per_million
@@ -61,3 +64,20 @@ def test_bench_rejects_bad_levels_and_unknown_backend():
     assert code == 2 and "concurrency" in err
     code, _, err = run_module("embeddings.bench", "--backend", "carrier-pigeon", "--requests", "1", "--json")
     assert code == 2 and "carrier-pigeon" in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="per-thread niceness is Linux's")
+def test_client_threads_can_yield_the_cpu_to_the_functions():
+    from embeddings.bench import run_level
+
+    seen: list[int] = []
+
+    def call(texts: list[str]) -> float:
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return 1.0
+
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    row = run_level(call, ["a", "b"], concurrency=3, requests=9, batch=1, client_nice=7)
+    assert row["errors"] == 0 and len(seen) == 9
+    assert set(seen) == {min(own + 7, 19)}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own  # the calling thread keeps its own
