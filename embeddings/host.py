@@ -46,12 +46,15 @@ def worker_main(conn: Connection, env: dict[str, str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the host stops its workers itself
     from embeddings import handlers
 
+    delay_file = env.get("EMBEDDINGS_HOST_DELAY_FILE")
     conn.send_bytes(b"ready")
     while True:
         try:
             message = conn.recv_bytes()
         except (EOFError, OSError):
             return
+        if delay_file:
+            time.sleep(injected_delay_s(delay_file))
         name, _, body = message.partition(b"\n")
         try:
             event = json.loads(body)
@@ -61,6 +64,15 @@ def worker_main(conn: Connection, env: dict[str, str]) -> None:
             conn.send_bytes(b"E" + json.dumps(response).encode())
             continue
         conn.send_bytes(b"O" + json.dumps(response).encode())
+
+
+def injected_delay_s(path: str) -> float:
+    """Test only (fault benchmarks): the seconds written in ``path`` that a call waits; 0 without the file."""
+    try:
+        with open(path) as file:
+            return max(0.0, float(file.read().strip() or 0))
+    except (OSError, ValueError):
+        return 0.0
 
 
 class WorkerDied(Exception):
@@ -300,6 +312,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds a call may take (Lambda's timeout)")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads per worker")
     parser.add_argument("--preload", default=None, help="models each worker loads at start (default: both defaults)")
+    parser.add_argument(
+        "--delay-file",
+        default=None,
+        help="test only: while this file holds a number, every call first waits that many seconds in its worker",
+    )
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
@@ -307,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     env = {"EMBEDDINGS_THREADS": str(args.threads)}
     if args.preload is not None:
         env["EMBEDDINGS_PRELOAD"] = args.preload
+    if args.delay_file:
+        env["EMBEDDINGS_HOST_DELAY_FILE"] = os.path.abspath(args.delay_file)
     serve(args.host, args.port, args.workers, args.timeout, env)
     return 0
 

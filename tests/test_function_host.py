@@ -185,6 +185,27 @@ def test_a_call_over_the_timeout_is_answered_and_the_worker_replaced():
         stop_host(process)
 
 
+def test_delay_file_slows_every_call_while_it_holds_a_number(tmp_path):
+    """The fault benchmarks' "slow functions" (test only): the delay is read per call, in the worker."""
+    delay = tmp_path / "delay-s"
+    process, url = start_host("--workers", "1", "--preload", "minilm-l3", "--delay-file", str(delay))
+    try:
+        functions = get_functions("http", url=url, embedding_model="minilm-l3", timeout=5)
+
+        def call_s() -> float:
+            start = time.perf_counter()
+            functions.embed(["Will the slides be shared?"])
+            return time.perf_counter() - start
+
+        assert call_s() < 0.4
+        delay.write_text("0.6")
+        assert call_s() >= 0.6
+        delay.unlink()
+        assert call_s() < 0.4
+    finally:
+        stop_host(process)
+
+
 @pytest.mark.parametrize("backend", ["http", "lambda"])
 def test_bench_measures_through_the_host(host: str, backend: str):
     from tests.conftest import run_module

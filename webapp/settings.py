@@ -143,8 +143,28 @@ CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", 120, minimum=1)
 CELERY_TASK_SOFT_TIME_LIMIT = envint("CELERY_TASK_SOFT_TIME_LIMIT", 90, minimum=1)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
+# A publish from a request gives up within about a second when the broker is down: the question is
+# stored, and the sweeper sends it later (webapp/questions/tasks.py::enqueue).
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.25, "interval_max": 0.5}
+# A message a worker took but did not acknowledge (killed, or holding a retry until its countdown)
+# goes back to the queue after this long; it must exceed the longest task and retry countdown, or a
+# running task would be handed to a second worker. The sweeper resends long before that.
+BROKER_VISIBILITY_TIMEOUT_S = envint("BROKER_VISIBILITY_TIMEOUT_S", 600, minimum=1)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT_S, "socket_connect_timeout": 2}
 # Processing retries transient function failures with exponential backoff, up to this many times.
 QUESTION_MAX_RETRIES = envint("QUESTION_MAX_RETRIES", 5, minimum=0)
+QUESTION_RETRY_BACKOFF_MAX_S = 60  # the longest countdown between two tries (webapp/questions/tasks.py)
+
+# Recovery: the database is the record, the broker only a doorbell (webapp/questions/recovery.py).
+# Redis here keeps nothing on disk, a killed worker's task waits for the visibility timeout, and a
+# publish can fail after the question is stored. A sweeper (a thread in every Celery worker, and
+# `manage.py sweep_questions`) sends again what is still pending this long after its last send, and
+# what failed for a transient reason, until a question has been tried QUESTION_MAX_ATTEMPTS times.
+QUESTION_RESEND_AFTER_S = envint("QUESTION_RESEND_AFTER_S", 60, minimum=1)
+QUESTION_MAX_ATTEMPTS = envint("QUESTION_MAX_ATTEMPTS", 20, minimum=1)
+QUESTION_SWEEP_INTERVAL_S = envint("QUESTION_SWEEP_INTERVAL_S", 15, minimum=0)  # 0: no thread in workers
+QUESTION_SWEEP_BATCH = envint("QUESTION_SWEEP_BATCH", 500, minimum=1)
 
 # An event's FAISS index is exact (flat) below this many vectors and an HNSW graph from there
 # (webapp/questions/index.py; the measurements behind the default are in docs/app.md).
@@ -155,3 +175,9 @@ POSTS_PER_MINUTE = envint("POSTS_PER_MINUTE", 6, minimum=1)
 POSTS_PER_MINUTE_PER_ADDRESS = envint("POSTS_PER_MINUTE_PER_ADDRESS", 60, minimum=1)
 VOTES_PER_MINUTE = envint("VOTES_PER_MINUTE", 60, minimum=1)
 SIMILAR_PER_MINUTE = envint("SIMILAR_PER_MINUTE", 60, minimum=1)
+
+if BROKER_VISIBILITY_TIMEOUT_S <= max(CELERY_TASK_TIME_LIMIT, QUESTION_RETRY_BACKOFF_MAX_S):
+    raise ImproperlyConfigured(
+        "BROKER_VISIBILITY_TIMEOUT_S must exceed CELERY_TASK_TIME_LIMIT and the longest retry countdown "
+        f"({max(CELERY_TASK_TIME_LIMIT, QUESTION_RETRY_BACKOFF_MAX_S)} s)"
+    )

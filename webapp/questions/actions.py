@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -20,8 +22,12 @@ class ActionError(Exception):
 
 
 def submit_question(event: Event, text: str, attendee: str, author_name: str = "") -> Question:
-    """Store first, process after commit: the question is kept even when the functions are down."""
-    from webapp.questions.tasks import process_question
+    """Store first, process after commit: the question is kept even when the functions are down.
+
+    A broker that is down costs the attendee nothing: the send is logged, and the sweeper sends
+    the stored question later (webapp/questions/recovery.py).
+    """
+    from webapp.questions.tasks import enqueue
 
     if not event.is_open:
         raise ActionError("this event is closed to new questions")
@@ -30,18 +36,18 @@ def submit_question(event: Event, text: str, attendee: str, author_name: str = "
         question = Question.objects.create(
             event=event, text=text, attendee=attendee, author_name=author_name, status=status
         )
-        process_question.delay_on_commit(question.pk)
+        transaction.on_commit(partial(enqueue, question.pk))
     return question
 
 
 def retry_processing(question: Question) -> None:
-    from webapp.questions.tasks import process_question
+    from webapp.questions.tasks import enqueue
 
     with transaction.atomic():
         Question.objects.filter(pk=question.pk, state=Question.State.FAILED).update(
-            state=Question.State.PENDING, last_error=""
+            state=Question.State.PENDING, last_error="", enqueued_at=timezone.now()
         )
-        process_question.delay_on_commit(question.pk)
+        transaction.on_commit(partial(enqueue, question.pk))
 
 
 def vote(question: Question, attendee: str) -> bool:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from webapp.events.models import Event
 
@@ -62,12 +63,26 @@ class Question(models.Model):
     vector_model = models.CharField(max_length=100, blank=True)
     sentiment_label = models.CharField(max_length=20, blank=True)
     sentiment_scores = models.JSONField(null=True, blank=True)
+    # Recovery (webapp/questions/recovery.py): the database, not the broker, says what is left to do.
+    enqueued_at = models.DateTimeField(
+        null=True, blank=True, default=timezone.now, help_text="When a task was last sent; empty: send it now."
+    )
+    retryable = models.BooleanField(default=False, help_text="The last failure was transient: send it again.")
+    timings = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Milliseconds the last processing took: queue wait, functions, index, database.",
+    )
 
     objects = QuestionQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["event", "status"]), models.Index(fields=["event", "state"])]
+        indexes = [
+            models.Index(fields=["event", "status"]),
+            models.Index(fields=["event", "state"]),
+            models.Index(fields=["state", "enqueued_at"], name="questions_sweep_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.text[:60]

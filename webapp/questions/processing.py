@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from django.db import transaction
 from django.db.models import F
@@ -21,26 +22,40 @@ def process_question(question_id: int) -> Question | None:
     """Embed, score and flag one question. Idempotent: a processed question is left alone.
 
     Raises the client's FunctionError when a function fails; the task decides whether to retry.
+    Stores where the time went in ``timings`` (milliseconds; for benchmarks and admins, not attendees):
+    ``queue`` (last send to start), ``embed``, ``sentiment``, ``lock`` (waiting for the event's row),
+    ``index`` (bringing the FAISS index level and searching it), ``db`` (the other queries) and
+    ``total`` (start to the final write).
     """
+    clock = Clock()
+    started_at = timezone.now()
     question = Question.objects.filter(pk=question_id).first()
     if question is None or question.state == Question.State.PROCESSED:
         return question
     Question.objects.filter(pk=question_id).update(attempts=F("attempts") + 1)
+    timings = {"queue": ms((started_at - (question.enqueued_at or question.created_at)).total_seconds())}
+    timings["db"] = clock.lap()
     # The slow calls happen outside any transaction and lock.
     calls = functions()
     vector = calls.embed([question.text])[0]
+    timings["embed"] = clock.lap()
     mood = calls.sentiment([question.text])[0]
+    timings["sentiment"] = clock.lap()
 
     with transaction.atomic():
         # Race: two paraphrases processed at once by two workers would each search the index
         # before the other's vector is stored, and neither would be flagged. Locking the event
         # row serialises search-and-store per event; the second waits, then sees the first.
         event = Event.objects.select_for_update().get(pk=question.event_id)
+        timings["lock"] = clock.lap()
         question = Question.objects.select_for_update().get(pk=question_id)
         if question.state == Question.State.PROCESSED:
             return question
+        timings["db"] += clock.lap()
         # The best few matches are enough for a moderator; more would bury the queue.
-        for match in find_matches(event, vector, exclude_id=question.pk, limit=FLAGS_PER_QUESTION):
+        matches = find_matches(event, vector, exclude_id=question.pk, limit=FLAGS_PER_QUESTION)
+        timings["index"] = clock.lap()
+        for match in matches:
             Flag.objects.get_or_create(
                 question=question,
                 matched=match.question,
@@ -53,13 +68,39 @@ def process_question(question_id: int) -> Question | None:
         question.state = Question.State.PROCESSED
         question.processed_at = timezone.now()
         question.last_error = ""
+        question.retryable = False
+        timings["db"] += clock.lap()
+        timings["total"] = clock.total()
+        question.timings = timings
         question.save()
     return question
 
 
-def mark_failed(question_id: int, error: str) -> None:
-    """Processing gave up: the question stays, visible to moderators as failed, with a retry button."""
+class Clock:
+    """Milliseconds since the last lap, and since the start."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+
+    def lap(self) -> float:
+        now = time.perf_counter()
+        elapsed, self.last = now - self.last, now
+        return ms(elapsed)
+
+    def total(self) -> float:
+        return ms(time.perf_counter() - self.start)
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
+
+
+def mark_failed(question_id: int, error: str, retryable: bool = False) -> None:
+    """Processing gave up: the question stays, visible to moderators as failed, with a retry button.
+
+    A ``retryable`` failure (the functions were slow or down) is sent again by the sweeper later.
+    """
     Question.objects.filter(pk=question_id).exclude(state=Question.State.PROCESSED).update(
-        state=Question.State.FAILED, last_error=error[:2000]
+        state=Question.State.FAILED, last_error=error[:2000], retryable=retryable
     )
     log.warning("question %s failed processing: %s", question_id, error)

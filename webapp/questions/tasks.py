@@ -1,10 +1,22 @@
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from celery import shared_task
+from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
+from django.utils import timezone
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
 
 from embeddings.errors import FunctionError
 from webapp.questions import processing
+from webapp.questions.models import Question
+
+log = logging.getLogger(__name__)
+# What a publish raises when the broker is down or went away mid-publish.
+BROKER_ERRORS = (OperationalError, RedisError, ConnectionError, TimeoutError)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None)
@@ -14,5 +26,39 @@ def process_question(self, question_id: int) -> None:
         processing.process_question(question_id)
     except FunctionError as exc:
         if exc.retryable and self.request.retries < settings.QUESTION_MAX_RETRIES:
-            raise self.retry(exc=exc, countdown=min(2**self.request.retries, 60)) from exc
-        processing.mark_failed(question_id, str(exc))
+            # The retry is a new send: the sweeper counts its age from now.
+            Question.objects.filter(pk=question_id).update(enqueued_at=timezone.now())
+            countdown = min(2**self.request.retries, settings.QUESTION_RETRY_BACKOFF_MAX_S)
+            raise self.retry(exc=exc, countdown=countdown) from exc
+        processing.mark_failed(question_id, str(exc), retryable=exc.retryable)
+
+
+def enqueue(question_id: int) -> bool:
+    """Send the processing task; False (logged) when the broker cannot take it.
+
+    Never raises for a broker error: the question is already stored, and with ``enqueued_at``
+    cleared the sweeper sends it as soon as it can. The publish retries are bounded by
+    CELERY_TASK_PUBLISH_RETRY_POLICY, so a request never hangs on a dead broker.
+    """
+    try:
+        process_question.apply_async((question_id,))
+    except BROKER_ERRORS as exc:
+        log.warning("question %s stored, but its task could not be sent (the sweeper will): %s", question_id, exc)
+        Question.objects.filter(pk=question_id, state=Question.State.PENDING).update(enqueued_at=None)
+        return False
+    return True
+
+
+@worker_ready.connect
+def start_sweeper(sender: Any = None, **kwargs: Any) -> None:
+    """Each worker sweeps now and then; atomic claims keep two workers from sending one question twice."""
+    from webapp.questions import recovery
+
+    recovery.start_sweeper()
+
+
+@worker_shutdown.connect
+def stop_sweeper(sender: Any = None, **kwargs: Any) -> None:
+    from webapp.questions import recovery
+
+    recovery.stop_sweeper()
