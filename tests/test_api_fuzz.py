@@ -67,3 +67,31 @@ def test_non_utf8_and_huge_bodies(event):
     response = client.post("/api/events/ALLHANDS/questions", huge, content_type="application/json")
     assert response.status_code in (400, 413)
     assert Question.objects.count() == 0
+
+
+def test_ten_thousand_posts_from_one_attendee(event, django_settings_limits):
+    """A flood from one attendee: the rate limit answers 429, nothing else breaks, nothing stored is lost."""
+    flooder, other = Client(), Client()
+    before = other.post("/api/events/ALLHANDS/questions", {"text": "Posted before the flood?"}, "application/json")
+    assert before.status_code == 201
+    statuses: dict[int, int] = {}
+    for i in range(10_000):
+        response = flooder.post("/api/events/ALLHANDS/questions", {"text": f"Spam question {i}?"}, "application/json")
+        statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+    assert set(statuses) <= {201, 429}, statuses
+    # A fixed window: the flood may straddle two minutes, never more in 10,000 quick posts.
+    assert 1 <= statuses[201] <= 2 * django_settings_limits
+    assert statuses[429] == 10_000 - statuses[201]
+    assert Question.objects.filter(text__startswith="Spam question").count() == statuses[201]
+    assert Question.objects.filter(text="Posted before the flood?").exists()
+    after = other.post(
+        "/api/events/ALLHANDS/questions", {"text": "Can I still ask after the flood?"}, "application/json"
+    )
+    assert after.status_code == 201  # the others still get in (the address limit is set high here)
+
+
+@pytest.fixture
+def django_settings_limits(settings) -> int:
+    settings.POSTS_PER_MINUTE = 6
+    settings.POSTS_PER_MINUTE_PER_ADDRESS = 100_000  # one test client address stands for a whole venue
+    return settings.POSTS_PER_MINUTE
