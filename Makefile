@@ -42,8 +42,8 @@ format: install
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-# docs/benchmarks.md and its plots: every part measured side by side, medians of repeats (functions
-# and index: 26 minutes on 2 cores shared with a training job; PARTS=functions,index for a subset;
+# docs/benchmarks.md and its plots: every part measured side by side, medians of repeats (about
+# 18 minutes on a quiet 2-core machine; PARTS=functions,index for a subset;
 # the torch rows need `make train-env`; the 1M-vector index: BENCH_INDEX_SIZES=10000,100000,1000000).
 # A command that prints figures, never a test.
 PARTS ?= functions,index,load,faults
