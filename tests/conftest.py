@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +68,16 @@ def event():
     from webapp.events.models import Event
 
     return Event.create("Platform all-hands", code="ALLHANDS")
+
+
+@pytest.fixture
+def still_clock(monkeypatch) -> float:
+    """Rate limits count per fixed minute: a test that runs across a minute boundary would get a
+    fresh window halfway through. Stop the limiter's clock in the middle of a minute."""
+    import types
+
+    from webapp.core import ratelimit
+
+    now = (time.time() // 60) * 60 + 30
+    monkeypatch.setattr(ratelimit, "time", types.SimpleNamespace(time=lambda: now))
+    return now

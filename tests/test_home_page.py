@@ -70,7 +70,7 @@ def test_api_compare_bad_input_is_400_naming_the_field(client: Client, body: byt
     assert response.json()["error"].startswith(f"{field}:")
 
 
-def test_compare_is_rate_limited_per_address(client: Client):
+def test_compare_is_rate_limited_per_address(client: Client, still_clock):
     statuses = [
         client.post("/api/compare", json.dumps(PARAPHRASES), content_type="application/json").status_code
         for _ in range(31)

@@ -105,7 +105,7 @@ def test_malformed_json_and_unknown_event(client: Client, event: Event):
     assert client.get("/api/events/ALLHANDS/questions?sort=random").status_code == 400
 
 
-def test_too_many_posts_from_one_attendee_is_429(client: Client, event: Event, settings):
+def test_too_many_posts_from_one_attendee_is_429(client: Client, event: Event, settings, still_clock):
     settings.POSTS_PER_MINUTE = 3
     statuses = [post(client, "/api/events/ALLHANDS/questions", {"text": f"Question number {i}?"})[0] for i in range(4)]
     assert statuses == [201, 201, 201, 429]
