@@ -872,15 +872,16 @@ def _plot_warm(data: dict[str, Any], figures_dir: Path) -> str:
     return plots.save(fig, figures_dir, "warm_latency.png", right=0.74)
 
 
-def _plot_concurrency(data: dict[str, Any], figures_dir: Path) -> str:
-    cells = data["concurrency"]
-    models = list(dict.fromkeys(c["model"] for c in cells))
-    fig, axes = plots.figure(3, width=3.6, height=3.2)
-    for i, model in enumerate(models):
+def _by_model(cells: list[dict[str, Any]], x_key: str) -> Iterator[tuple[str, str, list[Any], list[Any]]]:
+    """Per model, in first-seen order: its colour, the x values and the repeats of its cells."""
+    for i, model in enumerate(dict.fromkeys(c["model"] for c in cells)):
         rows = [c for c in cells if c["model"] == model]
-        x = [c["concurrency"] for c in rows]
-        reps = [c["repeats"] for c in rows]
-        color = plots.COLORS[i % len(plots.COLORS)]
+        yield model, plots.COLORS[i % len(plots.COLORS)], [c[x_key] for c in rows], [c["repeats"] for c in rows]
+
+
+def _plot_concurrency(data: dict[str, Any], figures_dir: Path) -> str:
+    fig, axes = plots.figure(3, width=3.6, height=3.2)
+    for model, color, x, reps in _by_model(data["concurrency"], "concurrency"):
         _line(axes[0], x, reps, "calls_per_s", color=color, marker="o", label=model)
         _line(axes[1], x, reps, "p99", color=color, marker="o", label=model)
         _line(axes[2], x, reps, "fn_p99", color=color, marker="o", label=model)
@@ -953,13 +954,8 @@ def _plot_payload(data: dict[str, Any], figures_dir: Path) -> str:
 
 def _plot_batching(data: dict[str, Any], figures_dir: Path) -> str:
     cells = data["batching"]
-    models = list(dict.fromkeys(c["model"] for c in cells))
     fig, axes = plots.figure(2, width=3.9, height=3.2)
-    for i, model in enumerate(models):
-        rows = [c for c in cells if c["model"] == model]
-        x = [c["batch"] for c in rows]
-        reps = [c["repeats"] for c in rows]
-        color = plots.COLORS[i % len(plots.COLORS)]
+    for model, color, x, reps in _by_model(cells, "batch"):
         _line(axes[0], x, reps, "texts_per_s", color=color, marker="o", label=model)
         _line(axes[1], x, reps, "usd_texts_1ms", color=color, marker="o")
         _line(axes[1], x, reps, "usd_texts_100ms", color=color, marker="^", linestyle="--")
