@@ -483,6 +483,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rows[: args.limit] for rows in (sts_train, sts_dev, events_train, events_dev)
         )
 
+    def sts_dev_metrics() -> dict[str, Any]:  # the model in training at the time of the call
+        return {"stsb_dev_spearman": evaluate_sts(model, sts_dev)}
+
     # Stage 0 (optional): SNLI triplets, MultipleNegativesRankingLoss.
     stage1_dir = args.stage1_from or out / STAGE1
     stage1_file = stage1_dir / "stage.json"
@@ -512,7 +515,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 args.lr_nli,
                 args.batch_size_nli,
                 args.evals_per_epoch,
-                lambda: {"stsb_dev_spearman": evaluate_sts(model, sts_dev)},
+                sts_dev_metrics,
                 "stsb_dev_spearman",
                 nli_dir,
                 out,
@@ -556,7 +559,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             args.lr_sts,
             args.batch_size,
             args.evals_per_epoch,
-            lambda: {"stsb_dev_spearman": evaluate_sts(model, sts_dev)},
+            sts_dev_metrics,
             "stsb_dev_spearman",
             stage1_dir,
             out,
