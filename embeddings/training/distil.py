@@ -1,4 +1,4 @@
-"""Distil the fine-tuned 6-layer teacher into a TinyBERT-sized 3-layer student.
+"""Distil a fine-tuned teacher into a smaller student (the TinyBERT-sized 3-layer one, or the 6-layer one).
 
 Run inside the training environment (``.venv-train``) from the repository root::
 
@@ -17,9 +17,20 @@ sense of duplicate / related / unrelated) without labels.
 * Student: a 3 x 384 BERT initialised from paraphrase-MiniLM-L3-v2 (``--init minilm-l3``) or from
   the teacher's own embeddings and every other layer (``--init teacher:0,2,4``).
 * Selection: the student checkpoint with the best STSb dev Spearman is kept (``stage.json`` +
-  a sentence-transformers folder), so ``finetune --stage1-from`` can take it on to the event pairs.
+  a sentence-transformers folder), so ``finetune --stage1-from`` can take it on to the event pairs;
+  ``--select event`` keeps the best event dev score instead (what stage 2 selects on).
 
-Nothing here reads STSb test or event dev/test.
+A teacher of another width (all-MiniLM-L6-v2 learning from a fine-tuned all-mpnet-base-v2, 768
+wide; see :mod:`embeddings.training.bases`) cannot be matched vector for vector: ``--loss
+similarity`` matches the cosines instead, of every pair of sentences in a batch (mean squared
+difference between the student's and the teacher's cosine matrices). Half of each such batch is one
+train event's questions (its duplicates, related and unrelated pairs, with the teacher's graded
+scores in place of three labels), the other half general sentences::
+
+    python -m embeddings.training.distil --teacher build/finetuned/mpnet --init build/finetuned/minilm-l6/stage1 \
+        --loss similarity --select event --out build/distil/minilm-l6
+
+Nothing here reads STSb test or event test; event dev only with ``--select event``.
 """
 
 from __future__ import annotations
@@ -64,12 +75,17 @@ def snli_sentences(sdist: Path) -> list[str]:
     return texts
 
 
-def train_event_questions() -> list[str]:
+def train_event_groups() -> dict[str, list[str]]:
+    """The questions of each *train* event of ``data/event_pairs``, by event id."""
     build = finetune.load_pool_builder()
     events = build.load_all_events()
     build.validate_pools(events)
     build.assign_splits(events)
-    return [t for e in events if e.split == "train" for c in e.clusters for t in c.texts]
+    return {e.id: [t for c in e.clusters for t in c.texts] for e in events if e.split == "train"}
+
+
+def train_event_questions() -> list[str]:
+    return [t for texts in train_event_groups().values() for t in texts]
 
 
 def sentiment_texts() -> list[str]:
@@ -140,11 +156,13 @@ def teacher_vectors(teacher_dir: Path, sentences: list[str], out: Path) -> np.nd
 
 
 def student_model(init: str, teacher_dir: Path) -> Any:
-    """A 3-layer sentence model: paraphrase-MiniLM-L3-v2, or the teacher with only some layers kept."""
-    if init == "minilm-l3":
-        return finetune.base_model("minilm-l3")
+    """The student: a shipped base (minilm-l3, minilm-l6), a model folder, or the teacher with some layers kept."""
+    if init in ("minilm-l3", "minilm-l6"):
+        return finetune.base_model(init)
+    if (Path(init) / "config.json").is_file():
+        return finetune.sentence_model(Path(init))
     if not init.startswith("teacher:"):
-        raise SystemExit(f"--init {init!r}: minilm-l3 or teacher:I,J,K")
+        raise SystemExit(f"--init {init!r}: minilm-l3, minilm-l6, a model folder or teacher:I,J,K")
     import torch
 
     keep = [int(i) for i in init.split(":", 1)[1].split(",")]
@@ -153,6 +171,66 @@ def student_model(init: str, teacher_dir: Path) -> Any:
     bert.encoder.layer = torch.nn.ModuleList([bert.encoder.layer[i] for i in keep])
     bert.config.num_hidden_layers = len(keep)
     return model
+
+
+def length_batches(rows: list[int], sentences: list[str], size: int, rng: random.Random) -> list[list[int]]:
+    """Batches of similar length (padding is most of the cost on CPU), in random order."""
+    chunks = [rows[i : i + size * 32] for i in range(0, len(rows), size * 32)]
+    batches = []
+    for chunk in chunks:
+        chunk = sorted(chunk, key=lambda i: len(sentences[i]))
+        batches += [chunk[i : i + size] for i in range(0, len(chunk), size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def similarity_batches(
+    rows: list[int],
+    sentences: list[str],
+    events: list[list[int]],
+    size: int,
+    event_repeat: int,
+    rng: random.Random,
+) -> list[list[int]]:
+    """Batches for similarity distillation: half of one train event's questions, half other sentences.
+
+    The cosines that matter most are between questions of one event (duplicate, related or
+    unrelated): each event's questions are cut into half-batches, ``event_repeat`` times an epoch
+    in fresh orders, and each half-batch is filled up with general sentences.
+    """
+    half = size // 2
+    event_halves = []
+    for _ in range(event_repeat):
+        for questions in events:
+            questions = list(questions)
+            rng.shuffle(questions)
+            event_halves += [questions[i : i + half] for i in range(0, len(questions), half) if len(questions[i:]) >= 4]
+    in_events = {i for questions in events for i in questions}
+    rest = [i for i in rows if i not in in_events]
+    rng.shuffle(rest)
+    general = [i for batch in length_batches(rest, sentences, size - half, rng) for i in batch]
+    batches, used = [], 0
+    for questions in event_halves:
+        fill = general[used : used + size - len(questions)]
+        used += len(fill)
+        batches.append(questions + fill)
+    batches += [general[i : i + size] for i in range(used, len(general), size) if len(general[i:]) >= 2]
+    rng.shuffle(batches)
+    return batches
+
+
+def similarity_loss(predicted: Any, target: Any) -> Any:
+    """Mean squared difference between the student's and the teacher's cosines of every pair in the batch.
+
+    Works whatever the two widths are (a 768-wide teacher, a 384-wide student).
+    """
+    import torch
+
+    s = torch.nn.functional.normalize(predicted, dim=-1)
+    t = torch.nn.functional.normalize(target, dim=-1)
+    n = s.shape[0]
+    off = ~torch.eye(n, dtype=torch.bool)
+    return ((s @ s.T - t @ t.T)[off] ** 2).mean()
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
@@ -175,29 +253,41 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
     finetune.set_seed(args.seed)
     student = student_model(args.init, args.teacher)
+    width = student[0].auto_model.config.hidden_size
+    if args.loss == "vectors" and targets.shape[1] != width:
+        raise SystemExit(f"--loss vectors needs the teacher's width ({targets.shape[1]}) in the student ({width})")
     rows = list(range(len(sentences)))
+    position = {text: i for i, text in enumerate(sentences)}
+    event_rows = [[position[t] for t in texts if t in position] for texts in train_event_groups().values()]
     steps_per_epoch = len(rows) // args.batch_size
+    if args.loss == "similarity":
+        steps_per_epoch = len(
+            similarity_batches(rows, sentences, event_rows, args.batch_size, args.event_repeat, random.Random(0))
+        )
     total = steps_per_epoch * args.epochs
     optimizer = torch.optim.AdamW(student.parameters(), lr=args.lr)
     scheduler = get_linear_schedule_with_warmup(optimizer, round(0.1 * total), total)
     every = max(total // (args.evals_per_epoch * args.epochs), 1)
-    best: dict[str, Any] = {"stsb_dev_spearman": -1.0}
+    select = "stsb_dev_spearman" if args.select == "stsb" else "event_dev_score"
+    events_dev = finetune.event_pairs("dev") if args.select == "event" else []
+    best: dict[str, Any] = {select: -1.0}
     step, started, running = 0, time.perf_counter(), []
     student.train()
     for epoch in range(args.epochs):
         rng = random.Random(f"{args.seed}:distil:{epoch}")
-        rng.shuffle(rows)
-        # Batches of similar length: padding is most of the cost on CPU.
-        chunks = [rows[i : i + args.batch_size * 32] for i in range(0, len(rows), args.batch_size * 32)]
-        batches = []
-        for chunk in chunks:
-            chunk = sorted(chunk, key=lambda i: len(sentences[i]))
-            batches += [chunk[i : i + args.batch_size] for i in range(0, len(chunk), args.batch_size)]
-        rng.shuffle(batches)
+        if args.loss == "similarity":
+            batches = similarity_batches(rows, sentences, event_rows, args.batch_size, args.event_repeat, rng)
+        else:
+            rng.shuffle(rows)
+            batches = length_batches(rows, sentences, args.batch_size, rng)
         for batch in batches[:steps_per_epoch]:
             features = student.preprocess([sentences[i] for i in batch])
             predicted = student(features)["sentence_embedding"]
-            loss = torch.nn.functional.mse_loss(predicted, torch.from_numpy(targets[batch]))
+            target = torch.from_numpy(targets[batch])
+            if args.loss == "similarity":
+                loss = similarity_loss(predicted, target)
+            else:
+                loss = torch.nn.functional.mse_loss(predicted, target)
             finetune.optimizer_step(loss, student.parameters(), optimizer, scheduler)
             step += 1
             running.append(loss.item())
@@ -211,15 +301,19 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             if step % every == 0 or step == total:
                 student.eval()
                 with torch.no_grad():
-                    spearman = finetune.evaluate_sts(student, sts_dev)
+                    figures: dict[str, Any] = {"stsb_dev_spearman": finetune.evaluate_sts(student, sts_dev)}
+                    if events_dev:
+                        figures |= {
+                            f"event_dev_{k}": v for k, v in finetune.evaluate_events(student, events_dev).items()
+                        }
                 student.train()
                 record = {
                     "stage": "distil",
                     "epoch": round(step / steps_per_epoch, 2),
                     "step": step,
                     "mse": round(float(np.mean(running)), 6),
-                    "stsb_dev_spearman": spearman,
-                    "selected": spearman > best["stsb_dev_spearman"],
+                    **figures,
+                    "selected": figures[select] > best[select],
                 }
                 running = []
                 if record["selected"]:
@@ -231,6 +325,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "teacher": str(args.teacher),
         "teacher_stsb_dev_spearman": teacher_dev,
         "init": args.init,
+        "loss": "MSE to the teacher's vectors"
+        if args.loss == "vectors"
+        else "MSE between the student's and the teacher's cosines of every pair in a batch (half of each batch "
+        f"one train event's questions, {args.event_repeat} times an epoch)",
         "data": f"{len(sentences):,} unlabelled sentences (teacher vectors as targets, MSE): every train event's "
         "question and a seeded random draw from the rest; unique sentences per source: "
         + ", ".join(f"{k} {v:,}" for k, v in counts.items()),
@@ -248,7 +346,24 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m embeddings.training.distil", description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", type=Path, required=True, help="the fine-tuned teacher's folder")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--init", default="minilm-l3", help="minilm-l3, or teacher:0,2,4 (layers kept)")
+    parser.add_argument(
+        "--init", default="minilm-l3", help="minilm-l3, minilm-l6, a model folder, or teacher:0,2,4 (layers kept)"
+    )
+    parser.add_argument(
+        "--loss",
+        choices=["vectors", "similarity"],
+        default="vectors",
+        help="vectors: MSE to the teacher's vectors (same width); similarity: MSE to the teacher's in-batch cosines",
+    )
+    parser.add_argument(
+        "--event-repeat", type=int, default=5, help="similarity: each train event's questions per epoch"
+    )
+    parser.add_argument(
+        "--select",
+        choices=["stsb", "event"],
+        default="stsb",
+        help="keep the checkpoint with the best STSb dev Spearman, or the best event dev score (macro-F1 + Spearman)",
+    )
     parser.add_argument("--sentences", type=int, default=120_000, help="unlabelled sentences used")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--lr", type=float, default=1e-4)

@@ -280,7 +280,12 @@ def sentence_model(folder: Path) -> Any:
     from sentence_transformers.base.modules import Transformer
     from sentence_transformers.sentence_transformer.modules import Pooling
 
-    transformer = Transformer(str(folder), max_seq_length=MAX_SEQ_LENGTH, model_kwargs={"attn_implementation": "sdpa"})
+    config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    # sdpa where the architecture has it (BERT); MPNet has only the eager attention.
+    attention = "sdpa" if config.get("model_type") == "bert" else "eager"
+    transformer = Transformer(
+        str(folder), max_seq_length=MAX_SEQ_LENGTH, model_kwargs={"attn_implementation": attention}
+    )
     # The exported graph has no pooler (export.py loads with add_pooling_layer=False): drop the
     # freshly initialised one so that it is neither trained nor saved.
     transformer.model.pooler = None
@@ -289,8 +294,15 @@ def sentence_model(folder: Path) -> Any:
 
 
 def base_model(base: str) -> Any:
-    """The base as export.py loads it, staged with its shipped tokenizer into a sentence-transformers model."""
+    """The base as export.py loads it, staged with its shipped tokenizer into a sentence-transformers model.
+
+    Any other ``base`` is a folder with a Hugging Face encoder and its tokenizer (a TinyBERT or
+    MobileBERT folder, a sentence-transformers folder such as all-mpnet-base-v2): mean pooling on top.
+    """
     from embeddings.training import export
+
+    if base not in export.BASES:
+        return sentence_model(Path(base))
 
     bert = export.BASES[base]()
     with tempfile.TemporaryDirectory() as tmp:
@@ -746,7 +758,7 @@ def annotate_card(directory: Path, checkpoint: Path) -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m embeddings.training.finetune", description=__doc__.splitlines()[0])
-    parser.add_argument("--base", choices=["minilm-l6", "minilm-l3"])
+    parser.add_argument("--base", help="minilm-l6, minilm-l3, or the folder of another encoder and its tokenizer")
     parser.add_argument("--out", type=Path, required=True, help="output folder (the checkpoint, logs)")
     parser.add_argument("--epochs-nli", type=int, default=0, help="stage 0 epochs on SNLI triplets (0: none)")
     parser.add_argument("--lr-nli", type=float, default=2e-5)
@@ -783,6 +795,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.card is None and args.base is None:
         parser.error("--base is required to train")
+    if args.base not in (None, "minilm-l6", "minilm-l3") and not (Path(args.base) / "config.json").is_file():
+        parser.error(f"--base {args.base}: neither minilm-l6, minilm-l3 nor a folder with a config.json")
     return args
 
 

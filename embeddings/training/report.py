@@ -60,6 +60,17 @@ def similarity_rows() -> list[str]:
             f"| {fmt(event.get('spearman'))} | {fmt(event.get('macro_f1'), 3)} | {fmt(covid.get('roc_auc'), 3)} "
             f"| {fmt(thresholds.get('duplicate'))} / {fmt(thresholds.get('related'))} | {latency(m)} |"
         )
+        teacher = m.get("teacher")
+        if teacher:  # training only, never shipped: fp32 torch
+            t_event = teacher.get("event_pairs_test") or {}
+            t_thresholds = teacher.get("thresholds") or {}
+            rows.append(
+                f"| its teacher ({teacher.get('model_type')}, fp32, training only) "
+                f"| {fmt(teacher.get('layers'))} x {fmt(teacher.get('hidden_size'))} "
+                f"| {fmt(teacher.get('size_mb_fp32'), 1)} | | {fmt(teacher.get('stsb_test_spearman'))} "
+                f"| {fmt(t_event.get('spearman'))} | {fmt(t_event.get('macro_f1'), 3)} | "
+                f"| {fmt(t_thresholds.get('duplicate'))} / {fmt(t_thresholds.get('related'))} | |"
+            )
     for label, size, stsb in PAPER_SIMILARITY:
         rows.append(f"| {label} | | {size} | {stsb} | | | | | | |")
     return rows
