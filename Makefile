@@ -90,8 +90,8 @@ models: train-env
 	$(T) finetune --card embeddings/models/minilm-l3-student --out build/finetuned/minilm-l3-student
 	$(T) sentiment-distil teacher --out build/sentiment/teacher --epochs 1 --evals-per-epoch 3
 	$(T) sentiment-distil silver --teacher build/sentiment/teacher --out build/sentiment --max-texts 80000
-	$(T) sentiment-distil student --silver build/sentiment/silver.npz --out build/sentiment/student --epochs 2 --evals-per-epoch 4
-	$(T) sentiment-distil export --checkpoint build/sentiment/student --name sentiment-minilm-l3 --embedding-bits 4 --teacher-int8
+	$(T) sentiment-distil student --silver build/sentiment/silver.npz --out build/sentiment/student --epochs 3 --evals-per-epoch 3
+	$(T) sentiment-distil export --checkpoint build/sentiment/student --name sentiment-minilm-l3 --teacher-int8
 	$(T) card-metrics --fp32-dir build/fp32
 	$(T) card-metrics --latency
 	$(T) report
