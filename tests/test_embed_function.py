@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 
 REFERENCE = json.loads((ROOT / "tests" / "data" / "reference_vectors.json").read_text())
 # First five numbers of the shipped int8 minilm-l6 vector of REFERENCE["sentences"][0].
-GOLDEN_L6 = [-0.0725, -0.056, -0.0059, -0.0176, 0.0261]
+GOLDEN_L6 = [-0.0744, -0.0705, -0.0167, -0.0282, 0.0492]
 
 
 def embed(texts: list[str], **extra) -> dict:

@@ -11,9 +11,10 @@ For each embedding model:
   COVID-Q pairs at those thresholds.
 - with ``--latency``, every model (embedding and sentiment): q50 / q99 of one short text per call
   in this process at 1 intra-op thread, over the bench's STSb texts, and the CPU it ran on.
-- with ``--teacher DIR --model NAME``: the fp32 torch teacher a model was distilled from, measured
-  the same way (thresholds from event dev, figures on event test and STSb test) and written into
-  that model's card beside its own figures (needs torch: the training environment).
+- with ``--teacher DIR [--model NAME]``: a torch model folder (such as the fine-tuned
+  all-mpnet-base-v2 teacher), measured the same way (thresholds from event dev, figures on event
+  test and STSb test), printed, and with ``--model`` written into that model's card as the teacher
+  it was distilled from (needs torch: the training environment).
 Runs without torch, but for ``--teacher``.
 """
 
@@ -69,8 +70,8 @@ def measure(name: str, fp32_dir: Path | None, stsb_test: Path) -> dict[str, obje
     return metrics
 
 
-def measure_teacher(folder: Path, name: str, stsb_test: Path) -> dict[str, object]:
-    """The teacher's own figures (fp32, torch), as ``measure`` takes them for a shipped model."""
+def measure_teacher(folder: Path, name: str | None, stsb_test: Path) -> dict[str, object]:
+    """A torch model folder's figures (fp32), as ``measure`` takes them; into ``name``'s card if given."""
     from embeddings.datasets import read_pairs, read_sts
     from embeddings.metrics import (
         PAIR_CLASSES,
@@ -110,8 +111,9 @@ def measure_teacher(folder: Path, name: str, stsb_test: Path) -> dict[str, objec
             "spearman": round(100 * spearman(similarities, [PAIR_TARGETS[g] for g in gold]), 2),
         },
     }
-    card = load_card(name)
-    write_card(card.directory, {**card.raw, "metrics": {**card.raw.get("metrics", {}), "teacher": teacher}})
+    if name:
+        card = load_card(name)
+        write_card(card.directory, {**card.raw, "metrics": {**card.raw.get("metrics", {}), "teacher": teacher}})
     return teacher
 
 
@@ -162,13 +164,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--teacher", type=Path, help="measure this fp32 teacher folder into --model's card")
     args = parser.parse_args(argv)
     if args.teacher:
-        if not args.model or len(args.model) != 1:
-            parser.error("--teacher needs exactly one --model: the card to write into")
-        print(
-            json.dumps(
-                {"model": args.model[0], "teacher": measure_teacher(args.teacher, args.model[0], args.stsb_test)}
-            )
-        )
+        if args.model and len(args.model) != 1:
+            parser.error("--teacher takes at most one --model: the card to write into")
+        name = args.model[0] if args.model else None
+        print(json.dumps({"model": name, "teacher": measure_teacher(args.teacher, name, args.stsb_test)}))
         return
     if args.latency:
         for name in args.model or available():
