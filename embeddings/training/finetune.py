@@ -37,6 +37,10 @@ Output, under ``--out``:
 * the folder itself: the final (best stage-2) checkpoint in the same layout, ``training.json``
   (data, settings, selected figures) and ``log.jsonl`` (one JSON object per evaluation).
 
+``--base`` is ``minilm-l6``, ``minilm-l3`` or the folder of any other encoder with its tokenizer
+(a TinyBERT or MobileBERT folder, or ``build/bases/all-mpnet-base-v2``, the teacher of ``make
+teacher``: see :mod:`embeddings.training.bases`).
+
 A stage whose output exists is skipped, so an interrupted run resumes at the stage it was in;
 ``--stage1-from DIR`` starts stage 2 from another run's stage 1. Then::
 
