@@ -84,7 +84,7 @@ models: train-env
 	$(T) finetune --card embeddings/models/minilm-l6 --out build/finetuned/minilm-l6
 	$(T) quantize build/fp32/minilm-l3.onnx --name minilm-l3 --base minilm-l3
 	$(T) distil --teacher build/finetuned/minilm-l6 --out build/distil/minilm-l3 --sentences 60000 --epochs 2
-	$(T) finetune --base minilm-l3 --stage1-from build/distil/minilm-l3 --out build/finetuned/minilm-l3-student
+	$(T) finetune --base minilm-l3 --stage1-from build/distil/minilm-l3 --out build/finetuned/minilm-l3-student --epochs-event 2
 	$(T) export --model-dir build/finetuned/minilm-l3-student --name minilm-l3-student --out build/fp32
 	$(T) quantize build/fp32/minilm-l3-student.onnx --name minilm-l3-student --base minilm-l3 --embedding-bits 4
 	$(T) finetune --card embeddings/models/minilm-l3-student --out build/finetuned/minilm-l3-student
