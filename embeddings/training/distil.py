@@ -257,10 +257,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if args.loss == "vectors" and targets.shape[1] != width:
         raise SystemExit(f"--loss vectors needs the teacher's width ({targets.shape[1]}) in the student ({width})")
     rows = list(range(len(sentences)))
-    position = {text: i for i, text in enumerate(sentences)}
-    event_rows = [[position[t] for t in texts if t in position] for texts in train_event_groups().values()]
     steps_per_epoch = len(rows) // args.batch_size
-    if args.loss == "similarity":
+    event_rows: list[list[int]] = []
+    if args.loss == "similarity":  # only this loss groups the questions by event (the pools are read again)
+        position = {text: i for i, text in enumerate(sentences)}
+        event_rows = [[position[t] for t in texts if t in position] for texts in train_event_groups().values()]
         steps_per_epoch = len(
             similarity_batches(rows, sentences, event_rows, args.batch_size, args.event_repeat, random.Random(0))
         )
