@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from embeddings.cards import available
 from embeddings.training import augment, finetune, report
 from embeddings.training.finetune import Pair
@@ -24,6 +26,37 @@ def test_a_later_pool_file_leaves_every_earlier_pair_unchanged():
     splits_alone = {e.id: e.split for e in first}
     build.assign_splits(everything)
     assert all(e.split == splits_alone[e.id] for e in everything if e.id in splits_alone)
+
+
+def test_agreement_scores_another_annotator_and_names_a_bad_line(tmp_path: Path):
+    build = finetune.load_pool_builder()
+    by_split = build.build(build.load_all_events())
+    dev = by_split["dev"]
+    dup = next(p for p in dev if p.label == "duplicate")
+    rel = next(p for p in dev if p.label == "related")
+    other = tmp_path / "other.tsv"
+    # Agrees on the duplicate, calls the related pair unrelated, and reads the pair in the other order.
+    other.write_text(f"label\tquestion_a\tquestion_b\nduplicate\t{dup.b}\t{dup.a}\nunrelated\t{rel.a}\t{rel.b}\n")
+    text = build.agreement(other, by_split)
+    assert "F1: duplicate 1.000, related 0.000, unrelated 0.000" in text
+    assert "accuracy 0.500" in text
+
+    other.write_text(f"label\tquestion_a\tquestion_b\nduplicate\t{dup.a}\t{dup.b}\nsame\t{rel.a}\t{rel.b}\n")
+    with pytest.raises(SystemExit, match=r"other.tsv:3: expected a label"):
+        build.agreement(other, by_split)
+    other.write_text("label\tquestion_a\tquestion_b\nrelated\tis lunch provided\twho is the keynote speaker\n")
+    with pytest.raises(SystemExit, match=r"other.tsv:2: this pair is not in train, dev or test"):
+        build.agreement(other, by_split)
+
+
+def test_the_second_annotator_file_covers_test_pairs_only():
+    build = finetune.load_pool_builder()
+    by_split = build.build(build.load_all_events())
+    test = {frozenset((p.a, p.b)) for p in by_split["test"]}
+    with (finetune.EVENT_PAIRS / "second_annotator.tsv").open() as f:
+        rows = [line.rstrip("\n").split("\t") for line in f][1:]
+    assert len(rows) == 300 and all(frozenset(r[1:]) in test for r in rows)
+    assert "macro-F1 0.904" in build.agreement(finetune.EVENT_PAIRS / "second_annotator.tsv", by_split)
 
 
 def test_bm25_ranks_the_overlapping_question_first():

@@ -23,6 +23,7 @@ Usage::
 
     python build.py            # validate pools, write train/dev/test.tsv, print counts
     python build.py --dry-run  # validate and print counts without writing
+    python build.py --agreement second_annotator.tsv  # a second annotator's labels against these
 """
 
 from __future__ import annotations
@@ -392,14 +393,49 @@ def report(events: list[Event], by_split: dict[str, list[Pair]]) -> str:
     return "\n".join(lines)
 
 
+def agreement(path: Path, by_split: dict[str, list[Pair]]) -> str:
+    """Macro-F1 of another annotator's labels (a TSV like the splits) against the pools' labels."""
+    gold = {frozenset((p.a, p.b)): p.label for pairs in by_split.values() for p in pairs}
+    counts: Counter[tuple[str, str]] = Counter()
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        if next(rows, None) != ["label", "question_a", "question_b"]:
+            sys.exit(f"{path}:1: expected the header label<TAB>question_a<TAB>question_b")
+        for line, row in enumerate(rows, start=2):
+            if len(row) != 3 or row[0] not in LABELS:
+                sys.exit(f"{path}:{line}: expected a label ({' / '.join(LABELS)}) and two questions")
+            key = frozenset(row[1:])
+            if key not in gold:
+                sys.exit(f"{path}:{line}: this pair is not in train, dev or test")
+            counts[gold[key], row[0]] += 1
+    if not counts:
+        sys.exit(f"{path}: no pairs")
+    f1 = {}
+    for label in LABELS:
+        tp = counts[label, label]
+        fp = sum(n for (g, o), n in counts.items() if o == label and g != label)
+        fn = sum(n for (g, o), n in counts.items() if g == label and o != label)
+        f1[label] = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    total = sum(counts.values())
+    lines = [f"{path.name}: {total} pairs", "| gold \\ other | " + " | ".join(LABELS) + " |", "|---|---|---|---|"]
+    lines += [f"| {g} | " + " | ".join(str(counts[g, o]) for o in LABELS) + " |" for g in LABELS]
+    lines.append("F1: " + ", ".join(f"{k} {v:.3f}" for k, v in f1.items()))
+    lines.append(f"macro-F1 {sum(f1.values()) / len(f1):.3f}, accuracy {sum(counts[k, k] for k in LABELS) / total:.3f}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dry-run", action="store_true", help="validate and print counts without writing")
     ap.add_argument("--out", type=Path, default=HERE, help="output directory (default: next to this script)")
+    ap.add_argument("--agreement", type=Path, help="print another annotator's agreement with the labels (no writing)")
     args = ap.parse_args(argv)
 
     events = load_all_events()
     by_split = build(events)
+    if args.agreement:
+        print(agreement(args.agreement, by_split))
+        return 0
     if not args.dry_run:
         for s in SPLITS:
             path = args.out / f"{s}.tsv"
