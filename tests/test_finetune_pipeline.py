@@ -48,7 +48,7 @@ def test_pool_labels_agree_with_train_tsv(pools):
 
 def test_stage2_epoch_mixes_events_pools_and_stsb(pools):
     events = [finetune.Pair(f"<event>{i}", "b", 1.0) for i in range(10)]
-    sts = [finetune.Pair(f"<sts>{i}", "b", 0.4) for i in range(5000)]
+    sts = [finetune.Pair(f"<sts>{i}", "b", 0.4) for i in range(20000)]
     rows = finetune.stage2_epoch(random.Random(0), events, sts, 0.5, pools)
     per_class = len(pools["duplicate"])
     drawn = [r for r in rows if not r.a.startswith("<")]

@@ -99,3 +99,25 @@ def test_the_entry_point_runs_a_step_and_names_an_unknown_one(tmp_path: Path, ca
     assert (tmp_path / "models.md").read_text().startswith("# Models")
     assert main(["bogus"]) == 2
     assert "unknown step 'bogus'" in capsys.readouterr().err
+
+
+def test_room_scores_calibrate_on_dev_and_keep_one_paraphrase_per_cluster():
+    import numpy as np
+
+    from embeddings.training import room
+
+    labels = ["duplicate", "related", "unrelated"] * 4
+    cos = np.array([0.8, 0.5, 0.2] * 4)
+    split = room.Split(labels=labels, cos=cos, density=np.full(12, 0.4), room=np.full(12, 0.4))
+    assert room.evaluate(split, split, lambda s: s.cos)["test_macro_f1"] == 1.0
+    # Scores that put every pair in one class are no better than a third of the classes right.
+    assert room.evaluate(split, split, lambda s: s.density)["test_macro_f1"] < 0.5
+
+    build = finetune.load_pool_builder()
+    events = build.load_events(build.POOLS)[:3]
+    one = room.contexts(events, one_per_cluster=True)
+    every = room.contexts(events, one_per_cluster=False)
+    for e in events:
+        assert len(one[e.id]) == len(e.clusters)
+        assert set(one[e.id]) < set(every[e.id])
+        assert all(any(t in c.texts for t in one[e.id]) for c in e.clusters)

@@ -11,6 +11,7 @@ skipped, seeds are fixed, and every evaluation is appended to the output folder'
     quantize     fuse + int8 (4-bit word embeddings optional) + card    (embeddings.training.quantize)
     sentiment    logistic head on a frozen encoder (the first model)   (embeddings.training.sentiment)
     sentiment-distil  fine-tuned teacher, silver labels, student       (embeddings.training.sentiment_distil)
+    room         measured, not shipped: cosine corrected by the event's other questions (embeddings.training.room)
     card-metrics STSb, event pairs, COVID-Q, latency into the cards    (embeddings.training.card_metrics)
     report       docs/models.md from the cards                         (embeddings.training.report)
 
@@ -31,6 +32,7 @@ STEPS = {
     "quantize": "quantize",
     "sentiment": "sentiment",
     "sentiment-distil": "sentiment_distil",
+    "room": "room",
     "card-metrics": "card_metrics",
     "report": "report",
 }
