@@ -54,9 +54,7 @@ def contexts(events: list, one_per_cluster: bool, seed: int = 0) -> dict[str, li
     return {e.id: [t for c in e.clusters for t in c.texts] for e in events}
 
 
-def measure_split(model, split: str, k: int, one_per_cluster: bool) -> Split:
-    build = finetune.load_pool_builder()
-    events = build.load_all_events()
+def measure_split(model, events: list, split: str, k: int, one_per_cluster: bool) -> Split:
     event_of = {t: e.id for e in events for c in e.clusters for t in c.texts}
     pairs = read_pairs(finetune.EVENT_PAIRS / f"{split}.tsv")
     wanted = {event_of[t] for p in pairs for t in (p.a, p.b)}
@@ -96,16 +94,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--w", type=float, nargs="+", default=[0.5, 1.0])
     args = parser.parse_args(argv)
     model = get_model(args.model, threads=1)
+    events = finetune.load_pool_builder().load_all_events()
     for one_per_cluster in (False, True):
         name = "one paraphrase per cluster" if one_per_cluster else "all paraphrases"
         for k in args.k:
-            dev, test = (measure_split(model, s, k, one_per_cluster) for s in ("dev", "test"))
+            dev, test = (measure_split(model, events, s, k, one_per_cluster) for s in ("dev", "test"))
             if not one_per_cluster and k == args.k[0]:
                 print("plain cosine:", evaluate(dev, test, lambda s: s.cos), flush=True)
             prior = float(dev.density.mean())
             for w in args.w:
                 rows = {
-                    "global": lambda s, w=w: s.cos - w * (s.density - prior),
+                    "global": lambda s, w=w, prior=prior: s.cos - w * (s.density - prior),
                     "event": lambda s, w=w: s.cos - w * (s.density - s.room),
                 }
                 for prior_name, score in rows.items():
