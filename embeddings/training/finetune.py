@@ -392,8 +392,14 @@ def train_stage(
     stage: str,
     seed: int,
     loss: str = "cosine",
+    make_batches: Callable[[int], list[list[Any]]] | None = None,
 ) -> dict[str, Any]:
-    """AdamW + linear warm-up (10%) and decay; evaluate ``evals_per_epoch`` times an epoch, keep the best."""
+    """AdamW + linear warm-up (10%) and decay; evaluate ``evals_per_epoch`` times an epoch, keep the best.
+
+    Batches of pairs train with the pair loss (``loss``: cosine or cosent), batches of triplets
+    (rows with a ``negative``) with MultipleNegativesRankingLoss. ``make_batches(epoch)``, when
+    given, replaces the length-bucketed batches of ``epoch_rows`` (mixed kinds: mnrl-hard).
+    """
     import torch
     from sentence_transformers.sentence_transformer.losses import (
         CoSENTLoss,
@@ -402,10 +408,13 @@ def train_stage(
     )
     from transformers import get_linear_schedule_with_warmup
 
-    losses = {"cosent": CoSENTLoss, "mnrl": MultipleNegativesRankingLoss, "cosine": CosineSimilarityLoss}
-    loss_fn = losses[loss](model)
+    pair_loss = (CoSENTLoss if loss == "cosent" else CosineSimilarityLoss)(model)
+    triplet_loss = MultipleNegativesRankingLoss(model)
     batches_by_epoch = [
-        length_batches(epoch_rows(e), batch_size, random.Random(f"{seed}:{stage}:batches:{e}")) for e in range(epochs)
+        make_batches(e)
+        if make_batches
+        else length_batches(epoch_rows(e), batch_size, random.Random(f"{seed}:{stage}:batches:{e}"))
+        for e in range(epochs)
     ]
     steps_per_epoch = [len(batches) for batches in batches_by_epoch]
     total = sum(steps_per_epoch)
@@ -434,12 +443,11 @@ def train_stage(
         running, count = 0.0, 0
         for i, batch in enumerate(batches):
             features = [model.preprocess([p.a for p in batch]), model.preprocess([p.b for p in batch])]
-            if loss == "mnrl":  # the labels are the positions: row i's positive is column i
+            if hasattr(batch[0], "negative"):  # the labels are the positions: row i's positive is column i
                 features.append(model.preprocess([p.negative for p in batch]))
-                labels = None
+                batch_loss = triplet_loss(features, None)
             else:
-                labels = torch.tensor([p.target for p in batch], dtype=torch.float32)
-            batch_loss = loss_fn(features, labels)
+                batch_loss = pair_loss(features, torch.tensor([p.target for p in batch], dtype=torch.float32))
             optimizer_step(batch_loss, model.parameters(), optimizer, scheduler)
             step += 1
             running, count = running + batch_loss.item(), count + 1
@@ -475,6 +483,36 @@ def optimizer_step(loss: Any, parameters: Any, optimizer: Any, scheduler: Any) -
 
 def load_best(folder: Path) -> Any:
     return sentence_model(folder)
+
+
+STAGE2_LOSSES = {
+    "cosine": "CosineSimilarityLoss",
+    "cosent": "CoSENTLoss",
+    "mnrl-hard": "MultipleNegativesRankingLoss with hard negatives, interleaved with CosineSimilarityLoss",
+}
+SELECTIONS = {
+    "score": "event_pairs dev: mean of 3-class macro-F1 at its best thresholds and Spearman with targets 1/0.5/0",
+    "replay": "dev events replayed (embeddings.training.dup_eval): duplicate-flag precision at recall 0.70",
+}
+
+
+def hard_batches(
+    args: argparse.Namespace, stage2_rows: Callable[[int], list[Pair]]
+) -> Callable[[int], list[list[Any]]]:
+    """mnrl-hard: per epoch, the pair batches of ``stage2_rows`` and the pools' triplet batches, interleaved."""
+    from embeddings.training import hard_negatives
+
+    pools = hard_negatives.TrainPools.load()
+
+    def batches(epoch: int) -> list[list[Any]]:
+        rng = random.Random(f"{args.seed}:hard:{epoch}")
+        triplets = hard_negatives.epoch_triplets(pools, rng, args.swap_share)[: args.limit or None]
+        pairs = length_batches(
+            stage2_rows(epoch), args.batch_size, random.Random(f"{args.seed}:stage2:batches:{epoch}")
+        )
+        return hard_negatives.interleave(hard_negatives.disjoint_batches(triplets, args.batch_size_hard), pairs, rng)
+
+    return batches
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -596,6 +634,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     def stage2_metrics() -> dict[str, Any]:
         metrics = {f"event_dev_{k}": v for k, v in evaluate_events(model, events_dev).items()}
         metrics["stsb_dev_spearman"] = evaluate_sts(model, sts_dev)
+        if args.select_event == "replay":
+            from embeddings.training.dup_eval import evaluate as duplicate_flags
+
+            flags = duplicate_flags(lambda texts: encode(model, texts))
+            metrics["replay_dev_p_at_r70"] = flags["replay"]["precision_at_recall_0.70"]
+            metrics["replay_dev_p_at_r60"] = flags["replay"]["precision_at_recall_0.60"]
+            metrics["event_dev_duplicate_auc"] = flags["dev_pairs"]["duplicate_auc"]
         return metrics
 
     # Silver (optional): mined pairs scored by the cross-encoder (embeddings.training.augment).
@@ -657,6 +702,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rng = random.Random(f"{args.seed}:event:{epoch}")
         return stage2_epoch(rng, event_rows, sts_train, args.sts_share, pools)
 
+    stage2_batches = hard_batches(args, stage2_rows) if args.loss_event == "mnrl-hard" else None
+
     if args.epochs_event == 0:
         save(model, out)
         stage2 = {"skipped": True, "best": stage2_metrics()}
@@ -669,12 +716,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             args.batch_size,
             args.evals_per_epoch,
             stage2_metrics,
-            "event_dev_score",
+            "replay_dev_p_at_r70" if args.select_event == "replay" else "event_dev_score",
             out,
             out,
             "stage2",
             args.seed,
             args.loss_event,
+            stage2_batches,
         )
         stage2 = {"best": best}
     stage2.update(
@@ -687,9 +735,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 else ""
             )
             + f" + per epoch a fresh random share of STSb train ({args.sts_share:g} x the event pairs)"
+            + (
+                "; interleaved with (anchor, paraphrase, hard negative) batches of the train events' pools: "
+                f"negative = a slot swap of the anchor (share {args.swap_share:g}) or a text of a related cluster "
+                f"(embeddings.training.hard_negatives), batch {args.batch_size_hard}"
+                if args.loss_event == "mnrl-hard"
+                else ""
+            )
         ),
-        selection="event_pairs dev: mean of 3-class macro-F1 at its best thresholds and Spearman with targets 1/0.5/0",
-        loss="CoSENTLoss" if args.loss_event == "cosent" else "CosineSimilarityLoss",
+        selection=SELECTIONS[args.select_event],
+        loss=STAGE2_LOSSES[args.loss_event],
         epochs=args.epochs_event,
         lr=args.lr_event,
         batch_size=args.batch_size,
@@ -699,7 +754,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "base": args.base,
         "nli": nli,
         "method": "Sentence-BERT: BertModel + mean pooling, CosineSimilarityLoss"
-        + (" (stage 2: CoSENTLoss)" if args.loss_event == "cosent" else "")
+        + (f" (stage 2: {STAGE2_LOSSES[args.loss_event]})" if args.loss_event != "cosine" else "")
         + ", AdamW, 10% linear warm-up",
         "stage1": stage1,
         "silver": silver,
@@ -724,7 +779,7 @@ def annotate_card(directory: Path, checkpoint: Path) -> dict[str, Any]:
     stage1, stage2 = summary["stage1"], summary["stage2"]
 
     def figures(best: dict[str, Any]) -> dict[str, Any]:
-        keep = ("epoch", "stsb_dev_spearman", "event_dev_macro_f1", "event_dev_spearman")
+        keep = ("epoch", "stsb_dev_spearman", "event_dev_macro_f1", "event_dev_spearman", "replay_dev_p_at_r70")
         return {k: best[k] for k in keep if k in best}
 
     raw["base_source"] = original
@@ -783,9 +838,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--loss-event",
-        choices=["cosine", "cosent"],
+        choices=list(STAGE2_LOSSES),
         default="cosine",
-        help="stage 2 loss: CosineSimilarityLoss (the method) or, as an experiment, CoSENTLoss (pair ranking)",
+        help="stage 2 loss: CosineSimilarityLoss (the method) or, as experiments, CoSENTLoss (pair ranking) or "
+        "mnrl-hard (in-batch + hard negatives from the pools and slot swaps, interleaved with the cosine batches)",
+    )
+    parser.add_argument("--swap-share", type=float, default=0.5, help="mnrl-hard: share of slot-swap negatives")
+    parser.add_argument("--batch-size-hard", type=int, default=32, help="mnrl-hard: triplets per batch")
+    parser.add_argument(
+        "--select-event", choices=list(SELECTIONS), default="score", help="stage 2 checkpoint selection on dev"
     )
     parser.add_argument("--stage1-from", type=Path, help="start stage 2 from this stage-1 folder")
     parser.add_argument("--silver", type=Path, help="silver.tsv of embeddings.training.augment: trained before gold")
