@@ -6,9 +6,11 @@ For each embedding model:
 - STSb test Spearman x100 (one text per call, as the functions run), and the same for its fp32
   original when ``--fp32-dir`` holds ``<name>.onnx`` (from ``embeddings.training.export``), so the
   int8 loss is on record;
-- duplicate / related thresholds calibrated on the event-question pairs' dev split, then the
-  3-class macro-F1 and Spearman x100 on their test split, and duplicate F1 / ROC AUC on the public
-  COVID-Q pairs at those thresholds.
+- the 3-class macro-F1 and Spearman x100 on the event-question pairs' test split, and duplicate F1 /
+  ROC AUC on the public COVID-Q pairs, at thresholds fitted for macro-F1 on the pairs' dev split (so
+  these figures stay comparable with earlier cards). The thresholds the app flags with are not these:
+  they come from replaying whole dev events (``manage.py replay_events --calibrate --write``) and
+  are left as they are.
 - with ``--latency``, every model (embedding and sentiment): q50 / q99 of one short text per call
   in this process at 1 intra-op thread, over the bench's STSb texts, and the CPU it ran on.
 - with ``--teacher DIR [--model NAME]``: a torch model folder (such as the fine-tuned
@@ -53,6 +55,7 @@ def fp32_model(card: ModelCard, onnx_path: Path, workdir: Path) -> Model:
 def measure(name: str, fp32_dir: Path | None, stsb_test: Path) -> dict[str, object]:
     # Dev only: the fine-tuned models have learned the train pairs, so thresholds fitted there sit
     # where the train pairs are easiest to separate, not where unseen events' pairs fall.
+    shipped = {k: v for k, v in load_card(name).raw.items() if k in ("thresholds", "calibration")}
     calibrate([EVENT_PAIRS / "dev.tsv"], name, threads=0, dry_run=False)
     card = load_card(name)
     model = get_model(name, threads=0)
@@ -66,7 +69,11 @@ def measure(name: str, fp32_dir: Path | None, stsb_test: Path) -> dict[str, obje
     metrics["event_pairs_test"] = {k: event[k] for k in ("pairs", "macro_f1", "spearman")}
     covid = evaluate_pairs(SHARED_DATA / "pairs" / "covid_q_pairs" / "pairs.tsv", Model(card, threads=0))
     metrics["covid_q_pairs"] = {k: covid[k] for k in ("pairs", "precision", "recall", "f1", "roc_auc")}
-    write_card(card.directory, {**card.raw, "metrics": metrics})
+    if shipped.get("calibration", {}).get("method", "").startswith("manage.py replay_events"):
+        metrics["event_pairs_test"]["thresholds"] = card.raw["thresholds"]  # the pairs' macro-F1 ones
+        write_card(card.directory, {**card.raw, "metrics": metrics, **shipped})
+    else:
+        write_card(card.directory, {**card.raw, "metrics": metrics})
     return metrics
 
 

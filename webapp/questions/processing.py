@@ -12,10 +12,9 @@ from django.utils import timezone
 from webapp.core.inference import functions
 from webapp.events.models import Event
 from webapp.questions.models import Flag, Question
-from webapp.questions.similarity import find_matches
+from webapp.questions.similarity import flags_for
 
 log = logging.getLogger(__name__)
-FLAGS_PER_QUESTION = 3
 
 
 def process_question(question_id: int) -> Question | None:
@@ -52,8 +51,7 @@ def process_question(question_id: int) -> Question | None:
         if question.state == Question.State.PROCESSED:
             return question
         timings["db"] += clock.lap()
-        # The best few matches are enough for a moderator; more would bury the queue.
-        matches = find_matches(event, vector, exclude_id=question.pk, limit=FLAGS_PER_QUESTION)
+        matches = flags_for(event, vector, exclude_id=question.pk)
         timings["index"] = clock.lap()
         for match in matches:
             Flag.objects.get_or_create(

@@ -24,6 +24,11 @@ Usage::
     python build.py            # validate pools, write train/dev/test.tsv, print counts
     python build.py --dry-run  # validate and print counts without writing
     python build.py --agreement second_annotator.tsv  # a second annotator's labels against these
+
+It also writes each split's events as streams (``streams/<split>.tsv``) for replaying whole events
+through the app (``python manage.py replay_events``): ``event<TAB>order<TAB>cluster<TAB>topic<TAB>text``,
+every question of an event once, in a seeded random posting order. Same cluster = duplicates, same topic
+and another cluster = related, anything else = unrelated; cluster and topic names are scoped to the event.
 """
 
 from __future__ import annotations
@@ -336,6 +341,30 @@ def check_pairs(events: list[Event], by_split: dict[str, list[Pair]]) -> None:
             keys[key] = s
 
 
+STREAM_HEADER = ("event", "order", "cluster", "topic", "text")
+
+
+def stream_rows(events: list[Event], split: str) -> list[tuple[str, ...]]:
+    """One split's events in posting order: each event's questions shuffled by its own seeded generator."""
+    rows: list[tuple[str, ...]] = []
+    for e in sorted((ev for ev in events if ev.split == split), key=lambda ev: ev.id):
+        questions = [
+            (f"c{c.topic}.{c.index}", e.topic_names[c.topic], text) for c in e.clusters for text in c.texts
+        ]
+        random.Random(f"{SEED}:{e.id}:stream").shuffle(questions)
+        rows += [(e.id, str(order), *question) for order, question in enumerate(questions, start=1)]
+    return rows
+
+
+def write_streams(directory: Path, events: list[Event]) -> None:
+    directory.mkdir(exist_ok=True)
+    for split in SPLITS:
+        with (directory / f"{split}.tsv").open("w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar=None, lineterminator="\n")
+            w.writerow(STREAM_HEADER)
+            w.writerows(stream_rows(events, split))
+
+
 def write_tsv(path: Path, pairs: list[Pair]) -> None:
     with path.open("w", encoding="utf-8", newline="") as f:
         w = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar=None, lineterminator="\n")
@@ -443,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = reread(path)
             if rows != [(p.label, p.a, p.b) for p in by_split[s]]:
                 sys.exit(f"{path} does not round-trip")
+        write_streams(args.out / "streams", events)
     print(report(events, by_split))
     return 0
 

@@ -7,18 +7,19 @@ import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
 from embeddings.datasets import DataError, read_pairs
-from embeddings.metrics import best_thresholds
+from embeddings.metrics import lowest_precise_threshold
 from webapp.core.inference import functions, model_thresholds
 from webapp.events.codes import normalise
 from webapp.events.models import Event
 from webapp.questions.models import Flag
+from webapp.questions.replay import DUPLICATE_PRECISION_TARGET, RELATED_PRECISION_TARGET
 
 
 class Command(BaseCommand):
     help = (
-        "Choose duplicate / related thresholds from the moderators' verdicts (merged flags are duplicates, "
-        "dismissed ones are not) plus labelled pair files; with --event CODE --write, store them as that "
-        "event's overrides."
+        "Choose duplicate / related thresholds for the moderator's cost from the moderators' verdicts (merged "
+        "flags are duplicates, dismissed ones are not) plus labelled pair files; with --event CODE --write, "
+        "store them as that event's overrides."
     )
 
     def add_arguments(self, parser) -> None:
@@ -28,24 +29,18 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", dest="as_json")
 
     def handle(self, files: list[Path], event: str | None, write: bool, as_json: bool, **options) -> None:
-        flags = Flag.objects.exclude(status=Flag.Status.OPEN).select_related("question", "matched")
         target = None
         if event:
             target = Event.objects.filter(code=normalise(event)).first()
             if target is None:
                 raise CommandError(f"no event with code {event!r}")
-            flags = flags.filter(question__event=target)
         elif write:
             raise CommandError("--write needs --event: the model's own thresholds live in its card")
-        similarities, labels = [], []
-        for flag in flags:
-            similarities.append(flag.similarity)
-            # A dismissed flag says "not the same question"; whether it was related is not recorded.
-            labels.append("duplicate" if flag.status == Flag.Status.MERGED else "unrelated")
         try:
             pairs = [p for path in files for p in read_pairs(path)]
         except DataError as exc:
             raise CommandError(str(exc)) from None
+        similarities, labels = verdicts(target)
         if pairs:
             texts = sorted({p.a for p in pairs} | {p.b for p in pairs})
             vectors = dict(
@@ -53,31 +48,68 @@ class Command(BaseCommand):
             )
             similarities += [float(vectors[p.a] @ vectors[p.b]) for p in pairs]
             labels += [p.label for p in pairs]
-        if len(set(labels)) < 2:
-            raise CommandError(
-                f"not enough verdicts to calibrate ({len(labels)} pairs, labels {sorted(set(labels))}): "
-                "merge and dismiss some flags first, or pass labelled pair files"
-            )
-        duplicate, related, score = best_thresholds(np.array(similarities), labels)
-        card = model_thresholds()
-        related = related if related is not None else min(card.related, duplicate)
-        result = {
-            "pairs": len(labels),
-            "verdicts": flags.count(),
-            "thresholds": {"duplicate": round(duplicate, 4), "related": round(related, 4)},
-            "model_card": {"duplicate": card.duplicate, "related": card.related},
-            "macro_f1": round(score, 4),
-            "written": bool(write and target),
-        }
-        if write and target:
-            target.duplicate_threshold, target.related_threshold = duplicate, related
-            target.save(update_fields=["duplicate_threshold", "related_threshold"])
+        result = choose(similarities, labels)
+        result["written"] = bool(write and target)
+        if result["written"]:
+            store(target, result["thresholds"])
         if as_json:
             self.stdout.write(json.dumps(result))
         else:
-            t = result["thresholds"]
+            t, card = result["thresholds"], result["model_card"]
             self.stdout.write(
-                f"duplicate >= {t['duplicate']}, related >= {t['related']} (macro-F1 {result['macro_f1']} on "
-                f"{result['pairs']} pairs; the model card says {card.duplicate} / {card.related})"
+                f"duplicate >= {t['duplicate']}, related >= {t['related']} (from {result['pairs']} pairs; "
+                f"the model card says {card['duplicate']} / {card['related']})"
                 + ("; stored on the event" if result["written"] else "")
             )
+
+
+def verdicts(event: Event | None) -> tuple[list[float], list[str]]:
+    """Decided flags as labelled similarities: merged = duplicate; dismissed = not (related unknown)."""
+    flags = Flag.objects.exclude(status=Flag.Status.OPEN)
+    if event is not None:
+        flags = flags.filter(question__event=event)
+    rows = list(flags.values_list("similarity", "status"))
+    return [s for s, _ in rows], ["duplicate" if status == Flag.Status.MERGED else "unrelated" for _, status in rows]
+
+
+def choose(similarities: list[float], labels: list[str]) -> dict:
+    """The lowest duplicate threshold whose flags keep the precision target; related likewise below it.
+
+    Verdicts only exist for flags that were raised, so thresholds mostly move up from the card's; a
+    flag a moderator merged below the duplicate threshold (a related flag) moves it down. Where the
+    labels cannot tell, the card's value stays.
+    """
+    if len(set(labels)) < 2:
+        raise CommandError(
+            f"not enough verdicts to calibrate ({len(labels)} pairs, labels {sorted(set(labels))}): "
+            "merge and dismiss some flags first, or pass labelled pair files"
+        )
+    card = model_thresholds()
+    sims, gold = np.array(similarities, dtype=float), np.array(labels)
+    duplicate = lowest_precise_threshold(sims, gold == "duplicate", DUPLICATE_PRECISION_TARGET)
+    if duplicate is None:  # even the best-scoring flag was wrong: above everything seen
+        duplicate = min(1.0, round(float(sims.max()) + 0.01, 4))
+    below = sims < duplicate
+    related = card.related
+    if "related" in labels and below.any():
+        worth_a_look = np.isin(gold[below], ["duplicate", "related"])
+        found = lowest_precise_threshold(sims[below], worth_a_look, RELATED_PRECISION_TARGET)
+        related = found if found is not None else duplicate
+    return {
+        "pairs": len(labels),
+        "thresholds": {"duplicate": round(duplicate, 4), "related": round(min(related, duplicate), 4)},
+        "model_card": {"duplicate": card.duplicate, "related": card.related},
+    }
+
+
+def store(event: Event, thresholds: dict[str, float]) -> None:
+    event.duplicate_threshold, event.related_threshold = thresholds["duplicate"], thresholds["related"]
+    event.save(update_fields=["duplicate_threshold", "related_threshold"])
+
+
+def event_thresholds(event: Event, write: bool = False) -> dict:
+    """Thresholds from one event's verdicts alone (the replay's simulated moderator uses this)."""
+    result = choose(*verdicts(event))
+    if write:
+        store(event, result["thresholds"])
+    return result
