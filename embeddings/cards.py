@@ -14,8 +14,10 @@ MODELS_DIR = Path(__file__).resolve().parent / "models"
 # What the functions serve when an event names no model (a deployment sets its own).
 DEFAULT_EMBEDDING_MODEL = os.environ.get("EMBEDDINGS_MODEL", "minilm-l6")
 DEFAULT_SENTIMENT_MODEL = os.environ.get("SENTIMENT_MODEL", "sentiment-minilm-l3")
+# The pair reader that checks a duplicate candidate ("" or "none": no verifier, cosine thresholds only).
+DEFAULT_VERIFIER_MODEL = os.environ.get("VERIFIER_MODEL", "verifier-minilm-l3")
 CARD_FILE = "model.json"
-TASKS = ("embedding", "sentiment")
+TASKS = ("embedding", "sentiment", "verifier")
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,14 @@ class Functions:
         response = self.backend.invoke("embed", self._event(texts, self.embedding_model, encoding="base64"))
         return decode_vectors(response["embeddings"], response.get("encoding", "json"))
 
+    def verify(self, pairs: list[tuple[str, str]], model: str | None = None) -> np.ndarray:
+        """The verifier's logits that each (new, earlier) pair is the same question."""
+        event: dict[str, Any] = {"pairs": [list(p) for p in pairs]}
+        if model:
+            event["model"] = model
+        response = self.backend.invoke("verify", event)
+        return np.array([r["logit"] for r in response["results"]], dtype=np.float64)
+
     def sentiment(self, texts: list[str]) -> list[Sentiment]:
         response = self.backend.invoke("sentiment", self._event(texts, self.sentiment_model))
         return [Sentiment(r["label"], r["scores"]) for r in response["results"]]

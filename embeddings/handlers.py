@@ -1,4 +1,4 @@
-"""AWS Lambda handlers: ``embeddings.handlers.embed`` and ``embeddings.handlers.sentiment``.
+"""AWS Lambda handlers: ``embeddings.handlers.embed``, ``.sentiment`` and ``.verify``.
 
 Each handler parses the event, calls the model, and returns a JSON-able dict. Models load once per
 process, at import time (Lambda's init phase), never per request; nothing here touches the network.
@@ -16,7 +16,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from embeddings.cards import DEFAULT_EMBEDDING_MODEL, DEFAULT_SENTIMENT_MODEL
+import numpy as np
+
+from embeddings.cards import DEFAULT_EMBEDDING_MODEL, DEFAULT_SENTIMENT_MODEL, DEFAULT_VERIFIER_MODEL, available
 from embeddings.errors import FunctionError, InvalidRequest
 from embeddings.payload import ENCODINGS, encode_vectors
 from embeddings.runtime import Model, Timings, get_model
@@ -52,6 +54,17 @@ def _texts(event: dict[str, Any]) -> list[str]:
         if len(text) > MAX_CHARS:
             raise InvalidRequest(f"{where}: {len(text)} characters, at most {MAX_CHARS} allowed", field=where)
     return texts
+
+
+def _pairs(event: dict[str, Any]) -> list[tuple[str, str]]:
+    pairs = event.get("pairs")
+    if not isinstance(pairs, list) or not 1 <= len(pairs) <= MAX_TEXTS:
+        raise InvalidRequest(f"pairs: required, a list of 1 to {MAX_TEXTS} [question, question] pairs", field="pairs")
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise InvalidRequest(f"pairs[{i}]: must be a list of two strings", field=f"pairs[{i}]")
+        _texts({"texts": pair})  # the same rules as any text
+    return [(a, b) for a, b in pairs]
 
 
 def _model(event: dict[str, Any], task: str, default: str) -> Model:
@@ -116,6 +129,19 @@ def _sentiment(event: dict[str, Any], timings: Timings) -> dict[str, Any]:
     return {"model": model.card.name, "results": results}
 
 
+def _verify(event: dict[str, Any], timings: Timings) -> dict[str, Any]:
+    pairs = _pairs(event)
+    model = _model(event, "verifier", DEFAULT_VERIFIER_MODEL)
+    logits = model.verify(pairs, timings)
+    probabilities = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+    return {
+        "model": model.card.name,
+        "results": [
+            {"logit": round(float(x), 5), "probability": round(float(p), 6)} for x, p in zip(logits, probabilities)
+        ],
+    }
+
+
 def is_http_event(event: Any) -> bool:
     """A Lambda Function URL / API Gateway proxy event, rather than a direct invocation."""
     return isinstance(event, dict) and "requestContext" in event and "texts" not in event
@@ -146,16 +172,23 @@ def sentiment(event: Any, context: Any = None) -> dict[str, Any]:
     return _handle_http(_sentiment, event) if is_http_event(event) else _handle(_sentiment, event)
 
 
-FUNCTIONS: dict[str, Callable[[Any, Any], dict[str, Any]]] = {"embed": embed, "sentiment": sentiment}
+def verify(event: Any, context: Any = None) -> dict[str, Any]:
+    """Whether two questions are the same question: ``{"pairs": [[new, earlier], ...], "model"?}``."""
+    return _handle_http(_verify, event) if is_http_event(event) else _handle(_verify, event)
+
+
+FUNCTIONS: dict[str, Callable[[Any, Any], dict[str, Any]]] = {"embed": embed, "sentiment": sentiment, "verify": verify}
 
 
 def _preload() -> None:
     """Load the models this process will serve during init, so the first request is warm.
 
     ``EMBEDDINGS_PRELOAD`` is a comma-separated list of model names (a Lambda function sets the
-    one it serves); empty disables preloading. By default both default models load.
+    one it serves); empty disables preloading. By default the default models load (the verifier
+    where one is shipped).
     """
-    names = os.environ.get("EMBEDDINGS_PRELOAD", f"{DEFAULT_EMBEDDING_MODEL},{DEFAULT_SENTIMENT_MODEL}")
+    verifier = DEFAULT_VERIFIER_MODEL if DEFAULT_VERIFIER_MODEL in available("verifier") else ""
+    names = os.environ.get("EMBEDDINGS_PRELOAD", f"{DEFAULT_EMBEDDING_MODEL},{DEFAULT_SENTIMENT_MODEL},{verifier}")
     for name in filter(None, (n.strip() for n in names.split(","))):
         get_model(name)
 

@@ -64,14 +64,14 @@ class Model:
         self.session = load_session(card, self.threads)
         self.input_names = {i.name for i in self.session.get_inputs()}
 
-    def _run(self, text: str, timings: Timings) -> tuple[np.ndarray, np.ndarray]:
+    def _run(self, text: str, timings: Timings, pair: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         start = time.perf_counter()
-        encoding = self.tokenizer.encode(text)
+        encoding = self.tokenizer.encode(text) if pair is None else self.tokenizer.encode(text, pair)
         ids = np.array([encoding.ids], dtype=np.int64)
         mask = np.array([encoding.attention_mask], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self.input_names:
-            feeds["token_type_ids"] = np.zeros_like(ids)
+            feeds["token_type_ids"] = np.array([encoding.type_ids], dtype=np.int64)
         tokenized = time.perf_counter()
         output = self.session.run(None, feeds)[0]
         timings.tokenize_ms += (tokenized - start) * 1000
@@ -96,6 +96,14 @@ class Model:
         """Class probabilities, [len(texts), len(labels)], in the card's label order."""
         logits = np.concatenate([out for out, _ in self._forward(texts, timings or Timings())])
         return softmax(logits.astype(np.float32))
+
+    def verify(self, pairs: list[tuple[str, str]], timings: Timings | None = None) -> np.ndarray:
+        """A pair reader's logit that each two questions are the same question, [len(pairs)].
+
+        One session run per pair, for the same reason as ``_forward``.
+        """
+        timings = timings or Timings()
+        return np.array([float(self._run(a, timings, pair=b)[0].reshape(-1)[0]) for a, b in pairs], dtype=np.float32)
 
 
 _models: dict[tuple[str, int], Model] = {}

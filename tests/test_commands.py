@@ -48,6 +48,15 @@ def test_seed_demo_creates_paraphrases_that_get_flagged_and_is_idempotent():
     event = Event.objects.get(code="DEMO")
     assert Question.objects.filter(event=event, state="processed").count() >= 10
     assert Flag.objects.filter(question__event=event, kind="duplicate").exists()
+    # The demo is the first thing people see: every flag in its queue is one a moderator would keep.
+    worth_a_look = {
+        ("What's the timeline for rewriting the mobile app?", "What is the plan for the mobile app rewrite?"),
+        ("can we get a copy of the deck afterwards", "Will the slides be shared after the talk?"),
+        ("Will there be a recording of this session?", "Will the slides be shared after the talk?"),
+        ("Are we going back to the office three days a week?", "Is the hybrid work policy changing next quarter?"),
+    }
+    flags = Flag.objects.filter(question__event=event).select_related("question", "matched")
+    assert {(f.question.text, f.matched.text) for f in flags} <= worth_a_look
     assert event.is_moderator(User.objects.get(username="demo"))
     run("seed_demo")
     assert Event.objects.filter(code="DEMO").count() == 1

@@ -56,7 +56,7 @@ def test_score_counts_right_flags_by_cluster_and_topic():
     assert s["related_precision"] == 0.0 and s["flags_per_question"] == 0.75
     assert s["first_flag_right"] == pytest.approx(1 / 3, abs=1e-3)
     # At a duplicate threshold of 0.85 the related-trap flag turns into a related flag, which is right.
-    again = replay.rescore(outcomes, Thresholds(duplicate=0.85, related=0.45))
+    again = replay.rescore(outcomes, replay.Point(Thresholds(duplicate=0.85, related=0.45)))
     assert again["duplicate_precision"] == 1.0 and again["related_flags"] == 2 and again["related_precision"] == 0.5
 
 

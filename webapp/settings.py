@@ -119,6 +119,9 @@ LAMBDA_ENDPOINT_URL = envstr("LAMBDA_ENDPOINT_URL", "") or None
 AWS_REGION = envstr("AWS_REGION", "us-east-1")
 EMBEDDING_MODEL = envstr("EMBEDDING_MODEL", "") or None
 SENTIMENT_MODEL = envstr("SENTIMENT_MODEL", "") or None
+# The pair reader that checks a new question's best match before it is flagged as a duplicate:
+# empty for the shipped one (when the embedding model's card names one), "none" for cosine thresholds only.
+VERIFIER_MODEL = envstr("VERIFIER_MODEL", "")
 if "{function}" not in LAMBDA_FUNCTION_NAMES:
     raise ImproperlyConfigured("LAMBDA_FUNCTION_NAMES must contain {function}, e.g. asktwice-{function}")
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from functools import cache
 
 from django.conf import settings
 
-from embeddings.cards import DEFAULT_EMBEDDING_MODEL, Thresholds, load_card
+from embeddings.cards import DEFAULT_EMBEDDING_MODEL, Thresholds, available, load_card
 from embeddings.client import Functions, get_functions
 
 
@@ -31,3 +33,46 @@ def model_thresholds() -> Thresholds:
     if card.thresholds is None:
         raise LookupError(f"model {card.name!r} has no calibrated thresholds: run python -m embeddings.calibrate")
     return card.thresholds
+
+
+@dataclass(frozen=True)
+class Verifier:
+    """How the pair reader decides on a best match, from the embedding model's card (``verifier``).
+
+    A best match at or above ``gate`` (cosine) is read together with the new question; it is a
+    duplicate when ``sigmoid(w_cosine * cosine + w_logit * logit + bias)`` >= ``duplicate``.
+    """
+
+    model: str
+    gate: float
+    duplicate: float
+    w_cosine: float = 0.0
+    w_logit: float = 1.0
+    bias: float = 0.0
+
+    def score(self, cosine: float, logit: float) -> float:
+        return 1.0 / (1.0 + math.exp(-(self.w_cosine * cosine + self.w_logit * logit + self.bias)))
+
+
+@cache
+def verifier() -> Verifier | None:
+    """The verifier in force, or None: switched off (``VERIFIER_MODEL=none``), or not calibrated for this model."""
+    if settings.VERIFIER_MODEL.lower() == "none":
+        return None
+    config = load_card(settings.EMBEDDING_MODEL or DEFAULT_EMBEDDING_MODEL).raw.get("verifier")
+    if not config and settings.VERIFIER_MODEL:  # named but not calibrated for this model yet (a replay will)
+        config = {"model": settings.VERIFIER_MODEL, "gate": 0.5, "duplicate": 0.5}
+    if not config:
+        return None
+    name = settings.VERIFIER_MODEL or config["model"]
+    if name not in available("verifier"):
+        return None
+    combine = load_card(name).raw.get("combine", {})
+    return Verifier(
+        model=name,
+        gate=float(config["gate"]),
+        duplicate=float(config["duplicate"]),
+        w_cosine=float(combine.get("w_cosine", 0.0)),
+        w_logit=float(combine.get("w_logit", 1.0)),
+        bias=float(combine.get("bias", 0.0)),
+    )

@@ -12,7 +12,7 @@ from django.utils import timezone
 from webapp.core.inference import functions
 from webapp.events.models import Event
 from webapp.questions.models import Flag, Question
-from webapp.questions.similarity import flags_for
+from webapp.questions.similarity import flags_for, pre_verify
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,8 @@ def process_question(question_id: int) -> Question | None:
 
     Raises the client's FunctionError when a function fails; the task decides whether to retry.
     Stores where the time went in ``timings`` (milliseconds; for benchmarks and admins, not attendees):
-    ``queue`` (last send to start), ``embed``, ``sentiment``, ``lock`` (waiting for the event's row),
+    ``queue`` (last send to start), ``embed``, ``sentiment``, ``verify`` (the pair reader on the best
+    match, outside the lock), ``lock`` (waiting for the event's row),
     ``index`` (bringing the FAISS index level and searching it), ``db`` (the other queries) and
     ``total`` (start to the final write).
     """
@@ -40,6 +41,8 @@ def process_question(question_id: int) -> Question | None:
     timings["embed"] = clock.lap()
     mood = calls.sentiment([question.text])[0]
     timings["sentiment"] = clock.lap()
+    checked = pre_verify(question.event, question.text, vector, exclude_id=question.pk)
+    timings["verify"] = clock.lap()
 
     with transaction.atomic():
         # Race: two paraphrases processed at once by two workers would each search the index
@@ -51,7 +54,7 @@ def process_question(question_id: int) -> Question | None:
         if question.state == Question.State.PROCESSED:
             return question
         timings["db"] += clock.lap()
-        matches = flags_for(event, vector, exclude_id=question.pk)
+        matches = flags_for(event, vector, exclude_id=question.pk, checked=checked)
         timings["index"] = clock.lap()
         for match in matches:
             Flag.objects.get_or_create(

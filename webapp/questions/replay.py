@@ -22,20 +22,23 @@ calibration of the thresholds for the moderator's cost (``calibrate``).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 from django.db import transaction
 
 from embeddings.cards import Thresholds
+from webapp.core.inference import verifier
 from webapp.events.models import Event
 from webapp.questions import actions
 from webapp.questions.models import MAX_QUESTION_CHARS, Flag, Question
-from webapp.questions.similarity import candidates, choose_flags, thresholds_for
+from webapp.questions.similarity import candidates, choose_flags, thresholds_for, verify_best
 
 HEADER = ["event", "order", "cluster", "topic", "text"]
 # The moderator's cost: a duplicate flag must almost always be right; a related flag at least
@@ -44,6 +47,8 @@ DUPLICATE_PRECISION_TARGET = 0.85
 RELATED_PRECISION_TARGET = 0.70
 # A threshold is trusted only where it keeps its precision with this many flags or more above it.
 MIN_FLAGS_FOR_PRECISION = 20
+# The verifier's gates the calibration tries (cosine of the best match, from which the pair is read).
+GATES = (0.4, 0.45, 0.5, 0.55, 0.6, 0.65)
 
 
 class StreamError(ValueError):
@@ -106,6 +111,7 @@ class Outcome:
     has_related: bool  # an earlier question of its topic exists
     flags: list[tuple[str, Posted, float]]  # (kind, the question it points to, similarity), as raised
     ranked: list[tuple[Posted, float]]  # candidates, best first
+    verified: float | None = None  # the verifier's score for the best candidate, where it was read
 
     def right(self, kind: str, target: Posted) -> bool:
         if kind == "duplicate":
@@ -162,12 +168,17 @@ def _outcome(
         raise RuntimeError(f"question {posted.text!r} was not processed: {question.state} {question.last_error}")
     flags = Flag.objects.filter(question=question).order_by("-similarity")
     ranked = candidates(event, question.embedding(), exclude_id=question.pk)
+    check = verifier()
+    if check is not None:  # read down to the lowest gate the calibration tries
+        check = dataclasses.replace(check, gate=min(check.gate, GATES[0]))
+    verified = verify_best(question.text, ranked, check)
     return Outcome(
         posted,
         has_duplicate=any(p.cluster == posted.cluster for p in earlier),
         has_related=any(p.topic == posted.topic for p in earlier),
         flags=[(f.kind, posted_as[f.matched_id], f.similarity) for f in flags],
         ranked=[(posted_as[c.question.pk], c.similarity) for c in ranked],
+        verified=next(iter(verified.values()), None),
     )
 
 
@@ -210,57 +221,111 @@ def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def rescore(outcomes: list[Outcome], thresholds: Thresholds) -> dict[str, float | int | None]:
-    """The figures the same policy would give at other thresholds, from the kept candidates."""
+@dataclass(frozen=True)
+class Point:
+    """An operating point: the cosine thresholds, and the verifier's gate and duplicate score if one is used."""
+
+    thresholds: Thresholds
+    gate: float | None = None
+    verified: float | None = None
+
+    def verdict(self, o: Outcome) -> bool | None:
+        if self.gate is None or o.verified is None or not o.ranked or o.ranked[0][1] < self.gate:
+            return None
+        return o.verified >= self.verified
+
+
+def rescore(outcomes: list[Outcome], point: Point) -> dict[str, float | int | None]:
+    """The figures the same policy would give at another operating point, from the kept candidates."""
     again = [
-        Outcome(o.posted, o.has_duplicate, o.has_related, choose_flags(o.ranked, thresholds), o.ranked)
+        Outcome(
+            o.posted,
+            o.has_duplicate,
+            o.has_related,
+            choose_flags(o.ranked, point.thresholds, point.verdict(o)),
+            o.ranked,
+        )
         for o in outcomes
     ]
     return score(again)
 
 
-def curve(outcomes: list[Outcome], steps: Iterable[float] | None = None) -> list[dict[str, float | int | None]]:
-    """Duplicate-flag precision and recall at each duplicate threshold (related flags off)."""
-    steps = steps if steps is not None else [round(0.3 + 0.01 * i, 2) for i in range(66)]
+def curve(outcomes: list[Outcome], point: Point | None = None) -> list[dict[str, float | int | None]]:
+    """Duplicate-flag precision and recall as the deciding threshold moves (related flags off).
+
+    Without a verifier that is the cosine threshold; with one (``point.gate``), its score threshold.
+    """
     points = []
-    for t in steps:
-        figures = rescore(outcomes, Thresholds(duplicate=t, related=t))
-        points.append(
-            {"threshold": t} | {k: figures[k] for k in ("duplicate_precision", "duplicate_recall", "duplicate_flags")}
-        )
+    if point is None or point.gate is None:
+        for t in [round(0.3 + 0.01 * i, 2) for i in range(66)]:
+            figures = rescore(outcomes, Point(Thresholds(duplicate=t, related=t)))
+            points.append({"threshold": t} | _dup(figures))
+        return points
+    for t in [round(0.02 * i, 2) for i in range(1, 50)]:
+        at = Point(Thresholds(duplicate=1.0, related=1.0), gate=point.gate, verified=t)
+        points.append({"threshold": t} | _dup(rescore(outcomes, at)))
     return points
 
 
-def calibrate(outcomes: list[Outcome]) -> dict[str, float | bool | None]:
-    """Thresholds for the moderator's cost, from replayed outcomes (use the dev streams, never test).
+def _dup(figures: dict[str, float | int | None]) -> dict[str, float | int | None]:
+    return {k: figures[k] for k in ("duplicate_precision", "duplicate_recall", "duplicate_flags")}
 
-    Duplicate: the lowest threshold from which duplicate-flag precision stays at or above its target.
-    Related: with that duplicate threshold, the lowest from which related-flag precision stays at or
-    above its target; when none does, related flags are off (related = duplicate).
+
+def calibrate(outcomes: list[Outcome], use_verifier: bool = False) -> dict[str, Any]:
+    """The operating point for the moderator's cost, from replayed outcomes (use the dev streams, never test).
+
+    Duplicate: the lowest cosine threshold from which duplicate-flag precision stays at or above its
+    target. With the verifier: for each gate, the lowest verifier score from which it stays there,
+    and the gate that finds the most duplicates. Related: then, the lowest cosine threshold from
+    which related-flag precision stays at or above its target; when none does, related flags are off.
     """
-    steps = [round(0.3 + 0.005 * i, 3) for i in range(131)]
+    cosine_steps = [round(0.3 + 0.005 * i, 3) for i in range(131)]
     duplicate = _lowest_holding(
-        steps,
-        lambda t: rescore(outcomes, Thresholds(duplicate=t, related=t)),
+        cosine_steps,
+        lambda t: rescore(outcomes, Point(Thresholds(duplicate=t, related=t))),
         "duplicate_precision",
         "duplicate_flags",
         DUPLICATE_PRECISION_TARGET,
     )
     if duplicate is None:
         return {"duplicate": None, "related": None, "related_flags": False}
-    below = [t for t in steps if t < duplicate]
+    point = Point(Thresholds(duplicate=duplicate, related=duplicate))
+    if use_verifier:
+        point = max(
+            (_verifier_point(outcomes, duplicate, gate) for gate in GATES),
+            key=lambda p: rescore(outcomes, p)["duplicate_recall"] or 0,
+        )
+
+    def with_related(t: float) -> Point:
+        return dataclasses.replace(point, thresholds=Thresholds(duplicate=duplicate, related=t))
+
     related = _lowest_holding(
-        below,
-        lambda t: rescore(outcomes, Thresholds(duplicate=duplicate, related=t)),
+        [t for t in cosine_steps if t < duplicate],
+        lambda t: rescore(outcomes, with_related(t)),
         "related_precision",
         "related_flags",
         RELATED_PRECISION_TARGET,
     )
+    chosen = with_related(related if related is not None else duplicate)
     return {
         "duplicate": duplicate,
-        "related": related if related is not None else duplicate,
+        "related": chosen.thresholds.related,
         "related_flags": related is not None,
+        "verifier": {"gate": chosen.gate, "duplicate": chosen.verified} if chosen.gate is not None else None,
+        "figures": rescore(outcomes, chosen),
     }
+
+
+def _verifier_point(outcomes: list[Outcome], duplicate: float, gate: float) -> Point:
+    steps = [round(0.01 * i, 2) for i in range(1, 100)]
+
+    def at(t: float) -> Point:
+        return Point(Thresholds(duplicate=duplicate, related=duplicate), gate=gate, verified=t)
+
+    lowest = _lowest_holding(
+        steps, lambda t: rescore(outcomes, at(t)), "duplicate_precision", "duplicate_flags", DUPLICATE_PRECISION_TARGET
+    )
+    return at(lowest if lowest is not None else 1.0)
 
 
 def _lowest_holding(steps: list[float], figures_at, precision: str, count: str, target: float) -> float | None:
@@ -276,6 +341,10 @@ def _lowest_holding(steps: list[float], figures_at, precision: str, count: str, 
     return lowest
 
 
-def thresholds_in_force() -> Thresholds:
-    """The model card's thresholds (a fresh event has no overrides)."""
-    return thresholds_for(Event(title="", code="X"))
+def point_in_force() -> Point:
+    """The operating point of the model's card (a fresh event has no overrides) and its verifier."""
+    check = verifier()
+    thresholds = thresholds_for(Event(title="", code="X"))
+    if check is None:
+        return Point(thresholds)
+    return Point(thresholds, gate=check.gate, verified=check.duplicate)

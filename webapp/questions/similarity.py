@@ -3,7 +3,10 @@
 The flag policy was chosen on whole events replayed in posting order (``manage.py replay_events``;
 figures in docs/models.md): a moderator needs few flags that are nearly always right, so a new
 question gets at most one duplicate flag (its best match), and a related flag only when it has no
-duplicate and the related threshold is worth a look.
+duplicate and the related threshold is worth a look. Where the embedding model's card names a
+verifier, a best match at or above its gate is read together with the new question by that pair
+reader, which decides whether it is a duplicate (the same words about another year, tier or day are
+what a cosine cannot tell apart); what it turns down can still be a related flag.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import TypeVar
 import numpy as np
 
 from embeddings.cards import Thresholds
-from webapp.core.inference import model_thresholds
+from webapp.core.inference import Verifier, functions, model_thresholds, verifier
 from webapp.events.models import Event
 from webapp.questions.index import event_index
 from webapp.questions.models import Question
@@ -75,24 +78,51 @@ def candidates(
     return sorted(best.values(), key=lambda c: c.similarity, reverse=True)
 
 
-def choose_flags(ranked: list[tuple[T, float]], thresholds: Thresholds) -> list[tuple[str, T, float]]:
+def choose_flags(
+    ranked: list[tuple[T, float]], thresholds: Thresholds, verdict: bool | None = None
+) -> list[tuple[str, T, float]]:
     """The flags ``(kind, question, similarity)`` a new question gets from its ranked candidates.
 
+    ``verdict``: the verifier's decision on the best candidate (None: not read, the cosine decides).
     Generic in the question so that the replay can score the same policy at other thresholds.
     """
     if not ranked:
         return []
     best, similarity = ranked[0]
-    if similarity >= thresholds.duplicate:
+    duplicate = verdict if verdict is not None else similarity >= thresholds.duplicate
+    if duplicate:
         return [("duplicate", best, similarity)]
-    return [("related", q, s) for q, s in ranked[:RELATED_FLAGS] if thresholds.related <= s < thresholds.duplicate]
+    return [("related", q, s) for q, s in ranked[:RELATED_FLAGS] if s >= thresholds.related]
 
 
-def flags_for(event: Event, vector: np.ndarray, exclude_id: int) -> list[Match]:
-    """What processing flags a question with."""
-    thresholds = thresholds_for(event)
-    ranked = candidates(event, vector, exclude_id=exclude_id, floor=thresholds.related)
-    chosen = choose_flags([(c.question, c.similarity) for c in ranked], thresholds)
+def verify_best(text: str, ranked: list[Candidate], check: Verifier | None) -> dict[int, float]:
+    """The verifier's score for the best candidate, by its id, when it is at or above the gate."""
+    if check is None or not ranked or ranked[0].similarity < check.gate:
+        return {}
+    best = ranked[0]
+    (logit,) = functions().verify([(text, best.question.text)], model=check.model)
+    return {best.question.pk: check.score(best.similarity, float(logit))}
+
+
+def pre_verify(event: Event, text: str, vector: np.ndarray, exclude_id: int) -> dict[int, float]:
+    """The best candidate read now, outside any lock (a function call); ``flags_for`` uses it if still the best."""
+    check = verifier()
+    if check is None:
+        return {}
+    return verify_best(text, candidates(event, vector, exclude_id=exclude_id, floor=check.gate), check)
+
+
+def flags_for(
+    event: Event, vector: np.ndarray, exclude_id: int, checked: dict[int, float] | None = None
+) -> list[Match]:
+    """What processing flags a question with; ``checked`` holds ``pre_verify``'s scores."""
+    thresholds, check = thresholds_for(event), verifier()
+    floor = min(thresholds.related, check.gate) if check else thresholds.related
+    ranked = candidates(event, vector, exclude_id=exclude_id, floor=floor)
+    verdict = None
+    if check and ranked and ranked[0].question.pk in (checked or {}):
+        verdict = checked[ranked[0].question.pk] >= check.duplicate
+    chosen = choose_flags([(c.question, c.similarity) for c in ranked], thresholds, verdict)
     return [Match(question, similarity, kind) for kind, question, similarity in chosen]
 
 

@@ -348,9 +348,7 @@ def stream_rows(events: list[Event], split: str) -> list[tuple[str, ...]]:
     """One split's events in posting order: each event's questions shuffled by its own seeded generator."""
     rows: list[tuple[str, ...]] = []
     for e in sorted((ev for ev in events if ev.split == split), key=lambda ev: ev.id):
-        questions = [
-            (f"c{c.topic}.{c.index}", e.topic_names[c.topic], text) for c in e.clusters for text in c.texts
-        ]
+        questions = [(f"c{c.topic}.{c.index}", e.topic_names[c.topic], text) for c in e.clusters for text in c.texts]
         random.Random(f"{SEED}:{e.id}:stream").shuffle(questions)
         rows += [(e.id, str(order), *question) for order, question in enumerate(questions, start=1)]
     return rows

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.test.utils import override_settings
 
-from embeddings.cards import DEFAULT_EMBEDDING_MODEL, Thresholds, load_card, write_card
+from embeddings.cards import DEFAULT_EMBEDDING_MODEL, load_card, write_card
 from embeddings.errors import ModelNotFound
 from webapp import celery_app
 from webapp.core import inference
@@ -27,6 +27,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("file", type=Path, help="TSV: event<TAB>order<TAB>cluster<TAB>topic<TAB>text")
         parser.add_argument("--model", help="embedding model (default: the app's)")
+        parser.add_argument(
+            "--verifier", help="verifier model, or none for cosine thresholds only (default: the card's)"
+        )
         parser.add_argument(
             "--verdicts",
             action="store_true",
@@ -51,6 +54,7 @@ class Command(BaseCommand):
         self,
         file: Path,
         model: str | None,
+        verifier: str | None,
         verdicts: bool,
         curve: bool,
         calibrate: bool,
@@ -65,29 +69,34 @@ class Command(BaseCommand):
         except (replay.StreamError, ModelNotFound) as exc:
             self.stderr.write(f"error: {exc}")
             sys.exit(2)
-        with embedded(model):
+        with embedded(model, verifier):
             result = run(streams, verdicts, curve, calibrate)
-        result["file"], result["model"] = str(file), model or load_card_name()
-        if calibrate and write:
-            write_thresholds(result["model"], result["calibrated"], file)
+            result["file"], result["model"] = str(file), model or load_card_name()
+            if calibrate and write:
+                write_thresholds(result["model"], result["calibrated"], file)
         self.stdout.write(json.dumps(result) if as_json else summary(result))
 
 
 @contextmanager
-def embedded(model: str | None):
-    """Processing runs inline, in this process, with ``model`` if given (the functions are rebuilt for it)."""
+def embedded(model: str | None, verifier: str | None):
+    """Processing runs inline, in this process, with ``model`` and ``verifier`` if given."""
     eager = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = True
     overrides = {"EMBEDDING_MODEL": model} if model else {}
+    if verifier:
+        overrides["VERIFIER_MODEL"] = verifier
     try:
         with override_settings(**overrides):
-            inference.functions.cache_clear()
-            inference.model_thresholds.cache_clear()
+            clear_caches()
             yield
     finally:
         celery_app.conf.task_always_eager = eager
-        inference.functions.cache_clear()
-        inference.model_thresholds.cache_clear()
+        clear_caches()
+
+
+def clear_caches() -> None:
+    for cached in (inference.functions, inference.model_thresholds, inference.verifier):
+        cached.cache_clear()
 
 
 def load_card_name() -> str:
@@ -95,24 +104,22 @@ def load_card_name() -> str:
 
 
 def run(streams: dict[str, list[replay.Posted]], verdicts: bool, curve: bool, calibrate: bool) -> dict[str, Any]:
-    thresholds = replay.thresholds_in_force()
+    point = replay.point_in_force()
     replays = [replay.replay_event(name, stream) for name, stream in streams.items()]
     outcomes = [o for r in replays for o in r.outcomes]
+    check = inference.verifier()
     result: dict[str, Any] = {
-        "thresholds": {"duplicate": thresholds.duplicate, "related": thresholds.related},
+        "thresholds": {"duplicate": point.thresholds.duplicate, "related": point.thresholds.related},
+        "verifier": {"model": check.model, "gate": check.gate, "duplicate": check.duplicate} if check else None,
         "events": {r.event: replay.score(r.outcomes) for r in replays},
         "overall": replay.score(outcomes),
     }
     if verdicts:
         result["verdicts"] = verdict_comparison(streams, replays)
     if curve:
-        result["curve"] = replay.curve(outcomes)
+        result["curve"] = replay.curve(outcomes, point)
     if calibrate:
-        chosen = replay.calibrate(outcomes)
-        if chosen["duplicate"] is not None:
-            at = Thresholds(duplicate=chosen["duplicate"], related=chosen["related"])
-            chosen["figures"] = replay.rescore(outcomes, at)
-        result["calibrated"] = chosen
+        result["calibrated"] = replay.calibrate(outcomes, use_verifier=check is not None)
     return result
 
 
@@ -133,6 +140,11 @@ def write_thresholds(model: str, calibrated: dict[str, Any], file: Path) -> None
         raise SystemExit(f"error: no duplicate threshold reaches precision {replay.DUPLICATE_PRECISION_TARGET}")
     raw = dict(card.raw)
     raw["thresholds"] = {"duplicate": calibrated["duplicate"], "related": calibrated["related"]}
+    check = inference.verifier() if calibrated.get("verifier") else None
+    if check is not None:  # the verifier that was in force during the replay decides from its gate up
+        raw["verifier"] = {"model": check.model} | calibrated["verifier"]
+    else:
+        raw.pop("verifier", None)
     raw["calibration"] = {
         "method": "manage.py replay_events --calibrate: whole events replayed in posting order through the app; "
         "the lowest duplicate threshold from which duplicate-flag precision stays >= "
