@@ -71,6 +71,8 @@ def make_caller(args: argparse.Namespace, seen: dict[str, str]) -> Caller:
 
     def call(texts: list[str]) -> float:
         event: dict[str, Any] = {"texts": texts, "encoding": args.encoding}
+        if args.function == "verify":  # each text read against an earlier question, as processing does
+            event = {"pairs": [[text, VERIFY_PARTNER] for text in texts]}
         if args.model:
             event["model"] = args.model
         response = invoke(args.function, event)
@@ -142,6 +144,7 @@ def run_level(
     }
 
 
+VERIFY_PARTNER = "Will the slides from this talk be shared afterwards?"
 COLD_CHILD = """
 import json, os, sys, time
 t0 = time.perf_counter()
@@ -150,10 +153,14 @@ from embeddings import handlers
 from embeddings.runtime import get_model
 t1 = time.perf_counter()
 function = sys.argv[2]
-name = sys.argv[1] or (handlers.DEFAULT_EMBEDDING_MODEL if function == "embed" else handlers.DEFAULT_SENTIMENT_MODEL)
+defaults = {"embed": handlers.DEFAULT_EMBEDDING_MODEL, "sentiment": handlers.DEFAULT_SENTIMENT_MODEL,
+            "verify": handlers.DEFAULT_VERIFIER_MODEL}
+name = sys.argv[1] or defaults[function]
 get_model(name)
 t2 = time.perf_counter()
-event = {"texts": ["How will the new roadmap affect the mobile team?"], "model": name}
+text = "How will the new roadmap affect the mobile team?"
+event = {"pairs": [[text, "What does the roadmap mean for mobile?"]]} if function == "verify" else {"texts": [text]}
+event["model"] = name
 response = handlers.FUNCTIONS[function](event, None)
 t3 = time.perf_counter()
 assert "errorType" not in response, response
@@ -397,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="local", help="local, lambda, or the function host's http:// URL")
     parser.add_argument("--endpoint-url", help="with --backend lambda: aim boto3 at this Invoke API (the host)")
     parser.add_argument("--function-names", default="{function}", help="with --backend lambda: name template")
-    parser.add_argument("--function", choices=["embed", "sentiment"], default="embed")
+    parser.add_argument("--function", choices=["embed", "sentiment", "verify"], default="embed")
     parser.add_argument("--model", help="model name (default: the function's default)")
     parser.add_argument("--concurrency", type=levels, default=[1, 5, 10, 20])
     parser.add_argument("--requests", type=int, default=1000, help="calls per concurrency level (0: none)")

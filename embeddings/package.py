@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from embeddings import cli
-from embeddings.cards import DEFAULT_EMBEDDING_MODEL, DEFAULT_SENTIMENT_MODEL, MODELS_DIR, available
+from embeddings.cards import (
+    DEFAULT_EMBEDDING_MODEL,
+    DEFAULT_SENTIMENT_MODEL,
+    DEFAULT_VERIFIER_MODEL,
+    MODELS_DIR,
+    available,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 LAMBDA_LIMIT_MB = 250.0
@@ -150,7 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("dist"))
     parser.add_argument(
         "--models",
-        default=f"{DEFAULT_EMBEDDING_MODEL},{DEFAULT_SENTIMENT_MODEL}",
+        default=",".join(
+            [DEFAULT_EMBEDDING_MODEL, DEFAULT_SENTIMENT_MODEL]
+            + [DEFAULT_VERIFIER_MODEL] * (DEFAULT_VERIFIER_MODEL in available("verifier"))
+        ),
         help="comma-separated model names to ship (default: the two the functions serve; 'all': every model)",
     )
     parser.add_argument("--python-version", default="3.12", help="the Lambda runtime's Python")

@@ -169,3 +169,36 @@ def test_streams_hold_every_question_of_their_split_once_and_keep_dev_and_test_a
         assert {name: sorted(p.text for p in qs) for name, qs in streams.items()} == expected
     dev, test = (set(replay.read_streams(STREAMS / f"{s}.tsv")) for s in ("dev", "test"))
     assert dev and test and not dev & test
+
+
+def test_the_flag_quality_report_reads_the_curve_and_renders_a_table(tmp_path: Path):
+    from benchmarks.flag_quality import precision_at_recall
+    from embeddings.training.report import flag_quality_lines
+
+    curve = [
+        {"threshold": 0.5, "duplicate_precision": 0.6, "duplicate_recall": 0.75, "duplicate_flags": 90},
+        {"threshold": 0.6, "duplicate_precision": 0.7, "duplicate_recall": 0.65, "duplicate_flags": 70},
+        {"threshold": 0.7, "duplicate_precision": 0.9, "duplicate_recall": 0.4, "duplicate_flags": 40},
+    ]
+    assert precision_at_recall(curve, 0.6) == 0.7 and precision_at_recall(curve, 0.7) == 0.6
+    assert precision_at_recall(curve, 0.8) is None
+    overall = {
+        "duplicate_precision": 0.9,
+        "duplicate_recall": 0.4,
+        "related_precision": None,
+        "flags_per_question": 0.3,
+        "first_flag_right": 0.9,
+    }
+    row = {
+        "model": "m",
+        "thresholds": {"duplicate": 0.7, "related": 0.7},
+        "verifier": None,
+        "overall": overall,
+        "precision_at_recall_0.6": 0.7,
+        "precision_at_recall_0.7": 0.6,
+        "curve": curve,
+    }
+    path = tmp_path / "flag_quality.json"
+    path.write_text(json.dumps({"split": "test", "streams": "s/test.tsv", "models": [row]}), encoding="utf-8")
+    table = [line for line in flag_quality_lines(path) if line.startswith("| `m`")]
+    assert table == ["| `m` | none | cos >= 0.7 / rel >= 0.7 | 0.900 | 0.400 | n/a | 0.30 | 0.900 | 0.700 | 0.600 |"]
