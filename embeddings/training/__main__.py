@@ -12,6 +12,7 @@ skipped, seeds are fixed, and every evaluation is appended to the output folder'
     sentiment    logistic head on a frozen encoder (the first model)   (embeddings.training.sentiment)
     sentiment-distil  fine-tuned teacher, silver labels, student       (embeddings.training.sentiment_distil)
     room         measured, not shipped: cosine corrected by the event's other questions (embeddings.training.room)
+    verifier     cross-encoder verifying the best duplicate candidate (embeddings.training.verifier)
     card-metrics STSb, event pairs, COVID-Q, latency into the cards    (embeddings.training.card_metrics)
     report       docs/models.md from the cards                         (embeddings.training.report)
 
@@ -33,6 +34,7 @@ STEPS = {
     "sentiment": "sentiment",
     "sentiment-distil": "sentiment_distil",
     "room": "room",
+    "verifier": "verifier",
     "card-metrics": "card_metrics",
     "report": "report",
 }
