@@ -112,6 +112,15 @@ def test_the_command_exits_2_with_file_and_line(tmp_path: Path):
         == f"error: {path}:1: the header must be event / order / cluster / topic / text (tab-separated)"
     )
     assert "Traceback" not in out.stderr
+    good = tmp_path / "good.tsv"
+    good.write_text(HEADER + "\nx\t1\tc\tt\thello there\n", encoding="utf-8")
+    out = subprocess.run(
+        [sys.executable, "manage.py", "replay_events", str(good), "--thresholds", "0.5,0.9"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2 and out.stderr.startswith("error: --thresholds: two cosines DUP,REL")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,8 @@ class LastHiddenState(torch.nn.Module):
         self.bert = bert
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if self.bert.config.model_type != "bert":  # MPNet has no segment embeddings
+            return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         token_type_ids = torch.zeros_like(input_ids)
         out = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
         return out.last_hidden_state
@@ -117,9 +120,13 @@ def load_minilm_l3() -> BertModel:
 
 
 def load_folder(path: Path) -> BertModel:
-    """A BertModel saved with ``save_pretrained`` (a fine-tuned base); any pooler in it is left out."""
+    """A BertModel (or MPNetModel: all-mpnet-base-v2) saved with ``save_pretrained``; any pooler is left out."""
     if not (Path(path) / "config.json").is_file():
         raise FileNotFoundError(f"{path}: no config.json; expected a folder written by save_pretrained")
+    if json.loads((Path(path) / "config.json").read_text(encoding="utf-8")).get("model_type") == "mpnet":
+        from transformers import MPNetModel
+
+        return MPNetModel.from_pretrained(str(path), add_pooling_layer=False, attn_implementation="eager").eval()
     return BertModel.from_pretrained(str(path), add_pooling_layer=False, attn_implementation="eager").eval()
 
 

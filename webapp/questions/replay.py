@@ -127,7 +127,7 @@ class Replay:
     outcomes: list[Outcome] = field(default_factory=list)
 
 
-def replay_event(name: str, stream: list[Posted], verdicts_until: int = 0) -> Replay:
+def replay_event(name: str, stream: list[Posted], verdicts_until: int = 0, at: Thresholds | None = None) -> Replay:
     """Post ``stream`` into a throw-away event in order; its rows are deleted afterwards.
 
     With ``verdicts_until`` N, a moderator decides every flag of the first N questions as they come
@@ -136,7 +136,8 @@ def replay_event(name: str, stream: list[Posted], verdicts_until: int = 0) -> Re
     """
     from webapp.questions.management.commands.calibrate_thresholds import event_thresholds
 
-    event = Event.create(f"replay of {name}"[:200])
+    overrides = {"duplicate_threshold": at.duplicate, "related_threshold": at.related} if at else {}
+    event = Event.create(f"replay of {name}"[:200], **overrides)
     moderator = get_user_model().objects.create_user(f"replay-{secrets.token_hex(6)}")
     try:
         replay = Replay(name)
@@ -341,10 +342,10 @@ def _lowest_holding(steps: list[float], figures_at, precision: str, count: str, 
     return lowest
 
 
-def point_in_force() -> Point:
-    """The operating point of the model's card (a fresh event has no overrides) and its verifier."""
+def point_in_force(at: Thresholds | None = None) -> Point:
+    """The operating point of the model's card (or ``at``, as the replay's events override it) and its verifier."""
     check = verifier()
-    thresholds = thresholds_for(Event(title="", code="X"))
+    thresholds = at or thresholds_for(Event(title="", code="X"))
     if check is None:
         return Point(thresholds)
     return Point(thresholds, gate=check.gate, verified=check.duplicate)

@@ -31,6 +31,10 @@ T = TypeVar("T")
 
 def thresholds_for(event: Event) -> Thresholds:
     """The model card's calibrated thresholds, with the event's overrides on top."""
+    if event.duplicate_threshold is not None and event.related_threshold is not None:
+        return Thresholds(
+            duplicate=event.duplicate_threshold, related=min(event.related_threshold, event.duplicate_threshold)
+        )
     card = model_thresholds()
     duplicate = event.duplicate_threshold if event.duplicate_threshold is not None else card.duplicate
     related = event.related_threshold if event.related_threshold is not None else card.related

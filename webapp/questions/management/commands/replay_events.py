@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.test.utils import override_settings
 
-from embeddings.cards import DEFAULT_EMBEDDING_MODEL, load_card, write_card
+from embeddings.cards import DEFAULT_EMBEDDING_MODEL, Thresholds, load_card, write_card
 from embeddings.errors import ModelNotFound
 from webapp import celery_app
 from webapp.core import inference
@@ -38,6 +38,11 @@ class Command(BaseCommand):
                 "from those verdicts; figures on the second half, beside the same half without verdicts"
             ),
         )
+        parser.add_argument(
+            "--thresholds",
+            metavar="DUP,REL",
+            help="replay at these cosine thresholds instead of the card's (a model without any: 1,1 with --calibrate)",
+        )
         parser.add_argument("--curve", action="store_true", help="duplicate precision/recall at each threshold")
         parser.add_argument(
             "--calibrate",
@@ -55,6 +60,7 @@ class Command(BaseCommand):
         file: Path,
         model: str | None,
         verifier: str | None,
+        thresholds: str | None,
         verdicts: bool,
         curve: bool,
         calibrate: bool,
@@ -64,13 +70,15 @@ class Command(BaseCommand):
     ) -> None:
         try:
             streams = replay.read_streams(file)
-            if model:
-                load_card(model)
-        except (replay.StreamError, ModelNotFound) as exc:
+            at = parse_thresholds(thresholds)
+            card = load_card(model or load_card_name())
+            if card.thresholds is None and at is None:
+                raise ValueError(f"model {card.name!r} has no thresholds in its card: pass --thresholds DUP,REL")
+        except (replay.StreamError, ModelNotFound, ValueError) as exc:
             self.stderr.write(f"error: {exc}")
             sys.exit(2)
         with embedded(model, verifier):
-            result = run(streams, verdicts, curve, calibrate)
+            result = run(streams, verdicts, curve, calibrate, at)
             result["file"], result["model"] = str(file), model or load_card_name()
             if calibrate and write:
                 write_thresholds(result["model"], result["calibrated"], file)
@@ -103,9 +111,23 @@ def load_card_name() -> str:
     return settings.EMBEDDING_MODEL or DEFAULT_EMBEDDING_MODEL
 
 
-def run(streams: dict[str, list[replay.Posted]], verdicts: bool, curve: bool, calibrate: bool) -> dict[str, Any]:
-    point = replay.point_in_force()
-    replays = [replay.replay_event(name, stream) for name, stream in streams.items()]
+def parse_thresholds(value: str | None) -> Thresholds | None:
+    if value is None:
+        return None
+    try:
+        duplicate, related = (float(v) for v in value.split(","))
+        return Thresholds(duplicate=duplicate, related=related)
+    except ValueError as exc:
+        raise ValueError(
+            f"--thresholds: two cosines DUP,REL with -1 <= REL <= DUP <= 1, got {value!r} ({exc})"
+        ) from None
+
+
+def run(
+    streams: dict[str, list[replay.Posted]], verdicts: bool, curve: bool, calibrate: bool, at: Thresholds | None
+) -> dict[str, Any]:
+    point = replay.point_in_force(at)
+    replays = [replay.replay_event(name, stream, at=at) for name, stream in streams.items()]
     outcomes = [o for r in replays for o in r.outcomes]
     check = inference.verifier()
     result: dict[str, Any] = {
@@ -115,7 +137,7 @@ def run(streams: dict[str, list[replay.Posted]], verdicts: bool, curve: bool, ca
         "overall": replay.score(outcomes),
     }
     if verdicts:
-        result["verdicts"] = verdict_comparison(streams, replays)
+        result["verdicts"] = verdict_comparison(streams, replays, at)
     if curve:
         result["curve"] = replay.curve(outcomes, point)
     if calibrate:
@@ -123,12 +145,14 @@ def run(streams: dict[str, list[replay.Posted]], verdicts: bool, curve: bool, ca
     return result
 
 
-def verdict_comparison(streams: dict[str, list[replay.Posted]], replays: list[replay.Replay]) -> dict[str, Any]:
+def verdict_comparison(
+    streams: dict[str, list[replay.Posted]], replays: list[replay.Replay], at: Thresholds | None
+) -> dict[str, Any]:
     """The second half of every event, with and without a moderator's verdicts on the first half."""
     with_verdicts, without = [], []
     for r in replays:
         half = len(streams[r.event]) // 2
-        decided = replay.replay_event(r.event, streams[r.event], verdicts_until=half)
+        decided = replay.replay_event(r.event, streams[r.event], verdicts_until=half, at=at)
         with_verdicts += decided.outcomes[half:]
         without += r.outcomes[half:]
     return {"second_half_without": replay.score(without), "second_half_with": replay.score(with_verdicts)}
