@@ -168,3 +168,14 @@ def test_bench_index_prints_one_json_object_with_the_documented_keys():
 def test_bench_index_rejects_bad_sizes():
     with pytest.raises(CommandError, match="--sizes"):
         call_command("bench_index", "--sizes", "10k", "--json", stdout=io.StringIO())
+
+
+def test_an_empty_index_takes_the_width_of_its_first_vectors():
+    """A 768-wide model (mpnet) in an event whose empty index was made at the default 384."""
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(5, 768)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vector_index = VectorIndex(384)
+    assert vector_index.search(vectors[0], 3) == []
+    vector_index.add(np.arange(5), vectors)
+    assert vector_index.dim == 768 and found(vector_index, vectors[2], 1) == [2]

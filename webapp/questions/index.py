@@ -94,6 +94,10 @@ class VectorIndex:
         ids = np.asarray(ids, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         with self._lock:
+            if not self.index.ntotal and vectors.shape[1] != self.dim:
+                # An empty index was made before any vector told the model's width (768 for mpnet).
+                self.dim = vectors.shape[1]
+                self._build(np.empty(0, dtype=np.int64), np.empty((0, self.dim), dtype=np.float32))
             # A re-added id must not stay hidden behind its tombstone.
             revived = bool(self._removed) and not self._removed.isdisjoint(ids.tolist())
             growing_past = self.kind == "flat" and len(self) + len(ids) >= self.hnsw_min_vectors
