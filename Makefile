@@ -91,7 +91,9 @@ models: train-env
 	$(T) sentiment-distil teacher --out build/sentiment/teacher --epochs 1 --evals-per-epoch 3
 	$(T) sentiment-distil silver --teacher build/sentiment/teacher --out build/sentiment --max-texts 80000
 	$(T) sentiment-distil student --silver build/sentiment/silver.npz --out build/sentiment/student --epochs 3 --evals-per-epoch 3
-	$(T) sentiment-distil export --checkpoint build/sentiment/student --name sentiment-minilm-l3 --teacher-int8
+	$(T) sentiment-distil export --checkpoint build/sentiment/student --name sentiment-minilm-l3 --teacher-int8 \
+		--out-dir build/sentiment/models
+	$(T) sentiment-head --student build/sentiment/models/sentiment-minilm-l3
 	$(T) card-metrics --fp32-dir build/fp32
 	$(T) card-metrics --latency
 	$(T) report

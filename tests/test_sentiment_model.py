@@ -17,6 +17,27 @@ CLEAR_CASES = [
 ]
 TEXTS = [text for text, _ in CLEAR_CASES]
 
+# Plain questions about failures, asked to learn how something works. Not in the training data
+# either; the student scored the first three negative at 0.67-0.84 before its head was refitted
+# (embeddings.training.sentiment_head).
+NEUTRAL_ABOUT_FAILURES = [
+    "How do you handle errors when the upstream service is down?",
+    "What happens if the upload fails halfway through?",
+    "Does the SDK crash when the token is invalid, or does it return an error?",
+    "What happens to pending writes when the replica falls behind?",
+    "Is there any data loss if the process is killed during a checkpoint?",
+    "What if the keynote runs late, is lunch pushed back?",
+]
+# Real complaints about what the dashboard exists to catch: they must stay negative.
+COMPLAINTS = [
+    "The wifi has been down all morning, this is ridiculous.",
+    "Why is the wifi so unreliable at this venue?",
+    "The audio keeps cutting out and we can't hear a thing.",
+    "Can anyone fix the sound? It's been terrible for an hour.",
+    "This session is so boring, I'm falling asleep.",
+    "Is this whole talk going to be this boring?",
+]
+
 
 @pytest.fixture(scope="module")
 def model() -> Model:
@@ -53,3 +74,16 @@ def test_batch_equals_one_at_a_time(model: Model, batch_probs: np.ndarray):
     # A batch pads its texts to the longest; the mask must keep padding out of the pooled vector.
     single = np.vstack([model.classify([text]) for text in TEXTS])
     np.testing.assert_allclose(batch_probs, single, atol=1e-4)
+
+
+@pytest.mark.parametrize("text", NEUTRAL_ABOUT_FAILURES)
+def test_questions_about_failures_are_not_complaints(model: Model, text: str):
+    probs = model.classify([text])[0]
+    assert probs[model.card.labels.index("negative")] < 0.5, f"{text!r}: {probs.round(3)}"
+
+
+@pytest.mark.parametrize("text", COMPLAINTS)
+def test_complaints_stay_negative(model: Model, text: str):
+    probs = model.classify([text])[0]
+    assert model.card.labels[int(np.argmax(probs))] == "negative", f"{text!r}: {probs.round(3)}"
+    assert probs[model.card.labels.index("negative")] > 0.8, f"{text!r}: {probs.round(3)}"

@@ -11,6 +11,7 @@ skipped, seeds are fixed, and every evaluation is appended to the output folder'
     quantize     fuse + int8 (4-bit word embeddings optional) + card    (embeddings.training.quantize)
     sentiment    logistic head on a frozen encoder (the first model)   (embeddings.training.sentiment)
     sentiment-distil  fine-tuned teacher, silver labels, student       (embeddings.training.sentiment_distil)
+    sentiment-head    the student's last layer refitted on gold data    (embeddings.training.sentiment_head)
     room         measured, not shipped: cosine corrected by the event's other questions (embeddings.training.room)
     verifier     cross-encoder verifying the best duplicate candidate (embeddings.training.verifier)
     card-metrics STSb, event pairs, COVID-Q, latency into the cards    (embeddings.training.card_metrics)
@@ -33,6 +34,7 @@ STEPS = {
     "quantize": "quantize",
     "sentiment": "sentiment",
     "sentiment-distil": "sentiment_distil",
+    "sentiment-head": "sentiment_head",
     "room": "room",
     "verifier": "verifier",
     "card-metrics": "card_metrics",
