@@ -95,15 +95,25 @@ def test_calibrate_thresholds_from_verdicts_writes_event_overrides(tmp_path):
         "label\tquestion_a\tquestion_b\n"
         "related\tWhen is the exam?\tWhich chapters are on the exam?\n"
         "unrelated\tWhen is the exam?\tIs there parking nearby?\n"
-        "duplicate\tWhen is the exam?\tWhat date is the exam on?\n",
+        "duplicate\tWhen is the exam?\tWhat date is the exam on?\n"
+        "duplicate\tIs parking free?\tDo we have to pay for parking?\n"
+        "related\tIs parking free?\tWhere is the nearest car park?\n"
+        "duplicate\tWill lunch be provided?\tIs there food at lunchtime?\n"
+        "unrelated\tWill lunch be provided?\tWhen does the keynote start?\n"
+        "related\tHow much is the Pro plan?\tHow much is the Basic plan?\n",
         encoding="utf-8",
     )
     out = run("calibrate_thresholds", str(labelled), "--event", "ROOM", "--write", "--json")
     result = json.loads(out.strip().splitlines()[-1])
     event.refresh_from_db()
-    assert result["written"] is True and result["pairs"] >= 4
+    assert result["written"] is True and result["pairs"] >= 10
     assert event.duplicate_threshold == pytest.approx(result["thresholds"]["duplicate"], abs=1e-4)
     assert event.related_threshold <= event.duplicate_threshold
+    # A dozen verdicts move the card's threshold by a bounded step, never to wherever one pair sits.
+    card = result["model_card"]["duplicate"]
+    assert abs(event.duplicate_threshold - card) <= 0.05 + 1e-9
+    with pytest.raises(CommandError, match="not enough verdicts"):
+        run("calibrate_thresholds", "--event", "ROOM")
     with pytest.raises(CommandError, match="--write needs --event"):
         run("calibrate_thresholds", "--write")
     bad = tmp_path / "bad.tsv"

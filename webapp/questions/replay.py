@@ -188,7 +188,7 @@ def _decide(question: Question, posted_as: dict[int, Posted], moderator) -> None
     posted = posted_as[question.pk]
     for flag in Flag.objects.filter(question=question, status=Flag.Status.OPEN).select_related("question", "matched"):
         target = posted_as[flag.matched_id]
-        if flag.kind == Flag.Kind.DUPLICATE and target.cluster == posted.cluster:
+        if target.cluster == posted.cluster:  # a related flag on a paraphrase gets merged too
             actions.merge_flag(flag, moderator)
         elif target.topic != posted.topic or flag.kind == Flag.Kind.DUPLICATE:
             actions.dismiss_flag(flag, moderator)
@@ -236,19 +236,30 @@ class Point:
         return o.verified >= self.verified
 
 
-def rescore(outcomes: list[Outcome], point: Point) -> dict[str, float | int | None]:
-    """The figures the same policy would give at another operating point, from the kept candidates."""
+def rescore(outcomes: list[Outcome], point: Point, policy=None) -> dict[str, float | int | None]:
+    """The figures the same policy (or ``policy``) would give at another operating point, from the kept candidates."""
     again = [
         Outcome(
             o.posted,
             o.has_duplicate,
             o.has_related,
-            choose_flags(o.ranked, point.thresholds, point.verdict(o)),
+            policy(o.ranked, point.thresholds)
+            if policy
+            else choose_flags(o.ranked, point.thresholds, point.verdict(o)),
             o.ranked,
         )
         for o in outcomes
     ]
     return score(again)
+
+
+# What shipped until 2026-12-04, kept to measure the change against: minilm-l6's thresholds then.
+BEFORE = Thresholds(duplicate=0.56, related=0.32)
+
+
+def flags_before(ranked: list[tuple[Posted, float]], thresholds: Thresholds) -> list[tuple[str, Posted, float]]:
+    """The policy shipped until 2026-12-04: every candidate above the related threshold, up to three."""
+    return [(thresholds.classify(s), q, s) for q, s in ranked[:3] if s >= thresholds.related]
 
 
 def curve(outcomes: list[Outcome], point: Point | None = None) -> list[dict[str, float | int | None]]:

@@ -138,6 +138,8 @@ def run(
     }
     if verdicts:
         result["verdicts"] = verdict_comparison(streams, replays, at)
+    # The same questions under the policy and thresholds shipped before the replay chose them.
+    result["before"] = replay.rescore(outcomes, replay.Point(replay.BEFORE), policy=replay.flags_before)
     if curve:
         result["curve"] = replay.curve(outcomes, point)
     if calibrate:
