@@ -104,6 +104,14 @@ def test_shipped_verifier_takes_a_pair_and_returns_one_logit():
     assert same > other
 
 
-def test_training_stages_need_torch():
-    pytest.importorskip("torch", reason="the training stages run in .venv-train (torch)")
-    assert verifier.new_model(1, None).config.num_labels == 1
+def test_the_reader_starts_as_a_scaled_cosine_of_the_two_sides():
+    torch = pytest.importorskip("torch", reason="the training stages run in .venv-train (torch)")
+    from embeddings.training.verifier_model import CENTRE, SCALE, new_reader
+
+    model = new_reader(1).eval()
+    batch = verifier.feeds(verifier.pair_tokenizer(padding=True), [("is it recorded?", "is it recorded?")])
+    with torch.no_grad():
+        logit = float(model(**batch)[0, 0])
+    # The same question on both sides: cos(u, v) is high but below 1 (each side also reads the other).
+    assert -SCALE * CENTRE < logit <= SCALE * (1 - CENTRE)
+    assert logit > 0
