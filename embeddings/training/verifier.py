@@ -584,13 +584,38 @@ def candidate_logits(verifier: OnnxVerifier, split: str, out: Path, k: int) -> d
         "logit": verifier.logits([(questions[c.question].text, questions[c.earlier].text) for c in candidates]),
         "right": np.array([c.same_cluster for c in candidates]),
         "positive": np.array([earlier[c.question] for c in candidates]),
+        "event": np.array([questions[c.question].event for c in candidates]),
     }
 
 
+def crossfit(data: dict[str, np.ndarray], gate: float, seeds: int = 5) -> dict[str, float]:
+    """Replay figures of logistic weights fitted on dev events and scored on *other* dev events.
+
+    The train streams' candidates are the verifier's own training pairs, so weights fitted there trust
+    its logit too much (measured: a negative cosine weight). Fitted on half of the dev events, scored on
+    the other half and back, averaged over ``seeds`` random halvings: what dev-fitted weights are worth.
+    """
+    cos, logit, right, events = data["cos"], data["logit"], data["right"], data["event"]
+    figures: dict[str, list[float]] = {}
+    for seed in range(seeds):
+        names = np.random.default_rng(seed).permutation(sorted(set(events)))
+        fold = np.isin(events, names[: len(names) // 2])
+        scores = np.full(len(cos), -np.inf)
+        for side in (True, False):
+            fit = (fold == side) & (cos >= gate)
+            w = fit_logistic(np.c_[cos[fit], logit[fit]], right[fit].astype(float))
+            held = fold != side
+            scores[held] = combined(cos[held], logit[held], {"gate": gate, "weights": w[:2], "bias": w[2]})
+        for key, value in operating_points(scores, right, int(data["positive"].sum())).items():
+            figures.setdefault(key, []).append(value)
+    return {key: round(float(np.mean(values)), 4) for key, values in figures.items()}
+
+
 def stage_evaluate(out: Path, dst: Path) -> dict[str, Any]:
-    """The dev replay proxy with the int8 verifier, for each gate: its probability, and the logistic
-    combination fitted on the train streams' top-3 candidates. The gate is chosen on dev (recall at
-    precision 0.85, then precision at recall 0.70)."""
+    """The dev replay proxy with the int8 verifier, for each gate: its probability, the logistic
+    combination fitted on the train streams' top-3 candidates, and one fitted on the dev events
+    (figures cross-fitted by event, :func:`crossfit`). The gate and kind are chosen on dev (reaching
+    recall 0.70 at all, then recall at precision 0.85, then precision at recall 0.70)."""
     verifier = OnnxVerifier(dst)
     dev = candidate_logits(verifier, "dev", out, k=1)
     train = candidate_logits(verifier, "train", out, k=TOP_K)
@@ -607,16 +632,24 @@ def stage_evaluate(out: Path, dst: Path) -> dict[str, Any]:
     for gate in GATES:
         keep = train["cos"] >= gate
         w = fit_logistic(np.c_[train["cos"][keep], train["logit"][keep]], train["right"][keep].astype(float))
-        for kind, weights, bias in (("probability", [0.0, 1.0], 0.0), ("logistic", [w[0], w[1]], w[2])):
+        keep = cos >= gate
+        d = fit_logistic(np.c_[cos[keep], logit[keep]], right[keep].astype(float))
+        kinds = (("probability", [0.0, 1.0], 0.0), ("logistic", [w[0], w[1]], w[2]), ("logistic_dev", d[:2], d[2]))
+        for kind, weights, bias in kinds:
             combine = {"gate": gate, "weights": [round(float(x), 4) for x in weights], "bias": round(float(bias), 4)}
             scores = combined(cos, logit, combine)
             combine["threshold"] = score_threshold(scores, right)
-            row = {"kind": kind, "combine": combine, **operating_points(scores, right, positives)}
+            points = crossfit(dev, gate) if kind == "logistic_dev" else operating_points(scores, right, positives)
+            row = {"kind": kind, "combine": combine, **points}
             if combine["threshold"] is not None:
                 row["at_threshold"] = at_threshold(scores, right, positives, combine["threshold"])
             metrics[f"{kind}_gate_{gate:.2f}"] = row
             options.append(row)
-    chosen = max(options, key=lambda r: (r["recall_at_precision_0.85"], r["precision_at_recall_0.70"]))
+    # An operating point must still reach recall 0.70 (a high gate cannot); then the most recall at 0.85.
+    chosen = max(
+        options,
+        key=lambda r: (r["precision_at_recall_0.70"] > 0, r["recall_at_precision_0.85"], r["precision_at_recall_0.70"]),
+    )
     metrics["chosen"] = f"{chosen['kind']}_gate_{chosen['combine']['gate']:.2f}"
     log(out, {"stage": "evaluate", "dev_replay": metrics})
     return metrics
