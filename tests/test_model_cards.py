@@ -29,6 +29,9 @@ def test_card_is_complete(name: str):
         assert card.output_dim == 384 and card.pooling == "mean"
         assert card.thresholds is not None and card.thresholds.duplicate >= card.thresholds.related
         assert raw["metrics"]["stsb_test_spearman"] > 80
+    elif card.task == "verifier":
+        assert card.output_dim == 1 and {"gate", "w_cosine", "w_logit", "bias"} <= set(raw["combine"])
+        assert "dev_replay" in raw["metrics"] and "latency" in raw["metrics"]
     else:
         assert card.labels == ("negative", "neutral", "positive")
         assert 0 < raw["metrics"]["macro_f1"] <= 1

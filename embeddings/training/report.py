@@ -101,6 +101,26 @@ def sentiment_rows() -> list[str]:
     return rows
 
 
+def verifier_rows() -> list[str]:
+    """Pair readers (``task: verifier``): the dev replay with and without them, from their cards."""
+    rows = []
+    for name in available("verifier"):
+        card = load_card(name).raw
+        replay = card.get("metrics", {}).get("dev_replay", {})
+        verify = card.get("metrics", {}).get("latency", {}).get("verifier") or {}
+        gate = card.get("combine", {}).get("gate")
+        pairs = (("cosine alone", replay.get("cosine", {})), (f"`{name}`", replay.get(replay.get("chosen"), {})))
+        for label, figures in pairs:
+            rows.append(
+                f"| {label} | {fmt(card.get('layers'))} x {fmt(card.get('hidden_size'))} "
+                f"| {fmt(card.get('size_mb'), 1)} | {fmt(figures.get('precision_at_recall_0.60'), 3)} "
+                f"| {fmt(figures.get('precision_at_recall_0.70'), 3)} "
+                f"| {fmt(figures.get('recall_at_precision_0.85'), 3)} | {fmt(gate)} "
+                f"| {fmt(verify.get('q50_ms'))} / {fmt(verify.get('q99_ms'))} |"
+            )
+    return rows
+
+
 def training_notes() -> list[str]:
     notes = []
     for name in available():
@@ -192,6 +212,17 @@ def render() -> str:
         "| model | layers x width | size MB | held-out macro-F1 | event questions macro-F1 | q50 / q99 ms |",
         "| --- | --- | --- | --- | --- | --- |",
         *sentiment_rows(),
+        "",
+        "## Verifier (a pair reader on the best match)",
+        "",
+        "Dev replay proxy (`python -m embeddings.training verifier`): each dev question's best earlier match",
+        "by minilm-l6 cosine; with the verifier, a flag needs cosine >= gate and the verifier's score >= a",
+        "threshold. P@R: best precision at recall >= 0.60 / 0.70; R@P0.85: most recall at precision >= 0.85.",
+        "Latency: tokenise + run of one pair, 1 thread.",
+        "",
+        "| model | layers x width | size MB | P@R0.60 | P@R0.70 | R@P0.85 | gate | q50 / q99 ms |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        *verifier_rows(),
         "",
         "## How each model was trained",
         "",
