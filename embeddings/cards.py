@@ -15,7 +15,7 @@ MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_EMBEDDING_MODEL = os.environ.get("EMBEDDINGS_MODEL", "minilm-l6")
 DEFAULT_SENTIMENT_MODEL = os.environ.get("SENTIMENT_MODEL", "sentiment-minilm-l3")
 # The pair reader that checks a duplicate candidate ("" or "none": no verifier, cosine thresholds only).
-DEFAULT_VERIFIER_MODEL = os.environ.get("VERIFIER_MODEL", "verifier-minilm-l3")
+DEFAULT_VERIFIER_MODEL = os.environ.get("VERIFIER_MODEL", "verifier-minilm-l6")
 CARD_FILE = "model.json"
 TASKS = ("embedding", "sentiment", "verifier")
 

@@ -63,7 +63,11 @@ def _pairs(event: dict[str, Any]) -> list[tuple[str, str]]:
     for i, pair in enumerate(pairs):
         if not isinstance(pair, list) or len(pair) != 2:
             raise InvalidRequest(f"pairs[{i}]: must be a list of two strings", field=f"pairs[{i}]")
-        _texts({"texts": pair})  # the same rules as any text
+        try:
+            _texts({"texts": pair})  # the same rules as any text
+        except InvalidRequest as exc:
+            field = exc.field.replace("texts", f"pairs[{i}]", 1) if exc.field else f"pairs[{i}]"
+            raise InvalidRequest(exc.message.replace("texts", f"pairs[{i}]", 1), field=field) from None
     return [(a, b) for a, b in pairs]
 
 

@@ -35,7 +35,7 @@ MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation limit
 INVOKE_PREFIX = "/2015-03-31/functions/"
 INVOKE_SUFFIX = "/invocations"
 PLAIN_PREFIX = "/functions/"
-FUNCTION_NAMES = ("embed", "sentiment")
+FUNCTION_NAMES = ("embed", "sentiment", "verify")  # the names in embeddings.handlers.FUNCTIONS
 
 log = logging.getLogger("embeddings.host")
 

@@ -92,6 +92,22 @@ def test_boto3_invokes_both_functions_through_the_host(host: str):
     assert body["results"][0]["label"] == "positive"
 
 
+def test_verify_through_the_host_agrees_with_local(host: str):
+    from embeddings.cards import DEFAULT_VERIFIER_MODEL, available
+
+    if DEFAULT_VERIFIER_MODEL not in available("verifier"):
+        pytest.skip(f"{DEFAULT_VERIFIER_MODEL} is not shipped")
+    pairs = [
+        ("Will the slides be shared?", "can we get the deck afterwards"),
+        ("Is lunch included?", "Where is room B?"),
+    ]
+    local = get_functions("local").verify(pairs)
+    over_lambda = get_functions("lambda", endpoint_url=host).verify(pairs)
+    over_http = get_functions("http", url=host).verify(pairs)
+    assert abs(local - over_lambda).max() < 1e-4 and abs(local - over_http).max() < 1e-4
+    assert local[0] > local[1]
+
+
 def test_boto3_by_arn_and_unknown_function(host: str):
     client = lambda_client(host)
     arn = "arn:aws:lambda:us-east-1:123456789012:function:embed"
