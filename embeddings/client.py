@@ -36,6 +36,12 @@ class Sentiment:
     scores: dict[str, float]
 
 
+@dataclass(frozen=True)
+class Verdict:
+    logit: float  # the pair reader's: > 0 leans "the same question"
+    conflict: str | None  # why the two cannot be one question (other numbers), or None
+
+
 class FunctionClient(Protocol):
     def invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]: ...
 
@@ -81,13 +87,13 @@ class Functions:
         response = self.backend.invoke("embed", self._event(texts, self.embedding_model, encoding="base64"))
         return decode_vectors(response["embeddings"], response.get("encoding", "json"))
 
-    def verify(self, pairs: list[tuple[str, str]], model: str | None = None) -> np.ndarray:
-        """The verifier's logits that each (new, earlier) pair is the same question."""
+    def verify(self, pairs: list[tuple[str, str]], model: str | None = None) -> list[Verdict]:
+        """The verifier's reading of each (new, earlier) pair."""
         event: dict[str, Any] = {"pairs": [list(p) for p in pairs]}
         if model:
             event["model"] = model
         response = self.backend.invoke("verify", event)
-        return np.array([r["logit"] for r in response["results"]], dtype=np.float64)
+        return [Verdict(float(r["logit"]), r.get("conflict")) for r in response["results"]]
 
     def sentiment(self, texts: list[str]) -> list[Sentiment]:
         response = self.backend.invoke("sentiment", self._event(texts, self.sentiment_model))

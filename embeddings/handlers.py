@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from embeddings import slots
 from embeddings.cards import DEFAULT_EMBEDDING_MODEL, DEFAULT_SENTIMENT_MODEL, DEFAULT_VERIFIER_MODEL, available
 from embeddings.errors import FunctionError, InvalidRequest
 from embeddings.payload import ENCODINGS, encode_vectors
@@ -141,7 +142,8 @@ def _verify(event: dict[str, Any], timings: Timings) -> dict[str, Any]:
     return {
         "model": model.card.name,
         "results": [
-            {"logit": round(float(x), 5), "probability": round(float(p), 6)} for x, p in zip(logits, probabilities)
+            {"logit": round(float(x), 5), "probability": round(float(p), 6), "conflict": slots.conflict(a, b)}
+            for (a, b), x, p in zip(pairs, logits, probabilities)
         ],
     }
 
@@ -177,7 +179,11 @@ def sentiment(event: Any, context: Any = None) -> dict[str, Any]:
 
 
 def verify(event: Any, context: Any = None) -> dict[str, Any]:
-    """Whether two questions are the same question: ``{"pairs": [[new, earlier], ...], "model"?}``."""
+    """Whether two questions are the same question: ``{"pairs": [[new, earlier], ...], "model"?}``.
+
+    Each result: the pair reader's ``logit`` and ``probability``, and ``conflict``: why the pair
+    cannot be one question whatever the reader says (other numbers; ``embeddings.slots``), or null.
+    """
     return _handle_http(_verify, event) if is_http_event(event) else _handle(_verify, event)
 
 

@@ -56,6 +56,24 @@ def test_a_bad_event_names_the_field(event: dict, field: str):
     assert response["errorType"] in ("InvalidRequest", "ModelNotFound") and response["field"] == field
 
 
+@pytest.mark.parametrize(
+    ("a", "b", "conflict"),
+    [
+        (
+            "How long can you listen at 85 decibels safely?",
+            "is 100 decibels safe, and for how long?",
+            "numbers 85 / 100",
+        ),
+        ("When is homework 8 due?", "hw 7 deadline?", "numbers 8 / 7"),
+        ("Can I bring 2 guests?", "is a plus two ok?", None),  # one side gives no digits: the reader decides
+        ("Q3 results: 1,200 new users?", "did Q3 add 1200 users", None),  # the same numbers, written otherwise
+    ],
+)
+def test_other_numbers_are_a_conflict_whatever_the_reader_says(a: str, b: str, conflict: str | None):
+    (result,) = handlers.verify({"pairs": [[a, b]]})["results"]
+    assert result["conflict"] == conflict
+
+
 def test_the_card_says_how_the_app_combines_the_logit_with_the_cosine():
     combine = load_card(DEFAULT_VERIFIER_MODEL).raw["combine"]
     assert {"w_cosine", "w_logit", "bias"} <= set(combine)

@@ -40,7 +40,8 @@ class Verifier:
     """How the pair reader decides on a best match, from the embedding model's card (``verifier``).
 
     A best match at or above ``gate`` (cosine) is read together with the new question; it is a
-    duplicate when ``sigmoid(w_cosine * cosine + w_logit * logit + bias)`` >= ``duplicate``.
+    duplicate when ``sigmoid(w_cosine * cosine + w_logit * logit + bias)`` >= ``duplicate``, unless
+    ``veto`` and the function found a conflict (the two questions give other numbers).
     """
 
     model: str
@@ -49,6 +50,7 @@ class Verifier:
     w_cosine: float = 0.0
     w_logit: float = 1.0
     bias: float = 0.0
+    veto: bool = False
 
     def score(self, cosine: float, logit: float) -> float:
         return 1.0 / (1.0 + math.exp(-(self.w_cosine * cosine + self.w_logit * logit + self.bias)))
@@ -75,4 +77,5 @@ def verifier() -> Verifier | None:
         w_cosine=float(combine.get("w_cosine", 0.0)),
         w_logit=float(combine.get("w_logit", 1.0)),
         bias=float(combine.get("bias", 0.0)),
+        veto=bool(config.get("veto", False)),
     )

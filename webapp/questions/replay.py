@@ -112,6 +112,7 @@ class Outcome:
     flags: list[tuple[str, Posted, float]]  # (kind, the question it points to, similarity), as raised
     ranked: list[tuple[Posted, float]]  # candidates, best first
     verified: float | None = None  # the verifier's score for the best candidate, where it was read
+    conflict: str | None = None  # and the conflict the function found in that pair (other numbers)
 
     def right(self, kind: str, target: Posted) -> bool:
         if kind == "duplicate":
@@ -179,7 +180,8 @@ def _outcome(
         has_related=any(p.topic == posted.topic for p in earlier),
         flags=[(f.kind, posted_as[f.matched_id], f.similarity) for f in flags],
         ranked=[(posted_as[c.question.pk], c.similarity) for c in ranked],
-        verified=next(iter(verified.values()), None),
+        verified=next((r.score for r in verified.values()), None),
+        conflict=next((r.conflict for r in verified.values()), None),
     )
 
 
@@ -229,11 +231,12 @@ class Point:
     thresholds: Thresholds
     gate: float | None = None
     verified: float | None = None
+    veto: bool = False  # a conflict (other numbers) rules a duplicate out
 
     def verdict(self, o: Outcome) -> bool | None:
         if self.gate is None or o.verified is None or not o.ranked or o.ranked[0][1] < self.gate:
             return None
-        return o.verified >= self.verified
+        return o.verified >= self.verified and not (self.veto and o.conflict)
 
 
 def rescore(outcomes: list[Outcome], point: Point, policy=None) -> dict[str, float | int | None]:
@@ -274,7 +277,7 @@ def curve(outcomes: list[Outcome], point: Point | None = None) -> list[dict[str,
             points.append({"threshold": t} | _dup(figures))
         return points
     for t in [round(0.02 * i, 2) for i in range(1, 50)]:
-        at = Point(Thresholds(duplicate=1.0, related=1.0), gate=point.gate, verified=t)
+        at = Point(Thresholds(duplicate=1.0, related=1.0), gate=point.gate, verified=t, veto=point.veto)
         points.append({"threshold": t} | _dup(rescore(outcomes, at)))
     return points
 
@@ -299,12 +302,15 @@ def calibrate(outcomes: list[Outcome], use_verifier: bool = False) -> dict[str, 
         "duplicate_flags",
         DUPLICATE_PRECISION_TARGET,
     )
-    if duplicate is None:
+    if duplicate is None and not use_verifier:
         return {"duplicate": None, "related": None, "related_flags": False}
+    # With a verifier, the cosine alone decides only when the verifier cannot be read: never, if the
+    # cosine alone never reaches the target.
+    duplicate = duplicate if duplicate is not None else 1.0
     point = Point(Thresholds(duplicate=duplicate, related=duplicate))
     if use_verifier:
         point = max(
-            (_verifier_point(outcomes, duplicate, gate) for gate in GATES),
+            (_verifier_point(outcomes, duplicate, gate, veto) for gate in GATES for veto in (False, True)),
             key=lambda p: rescore(outcomes, p)["duplicate_recall"] or 0,
         )
 
@@ -323,16 +329,18 @@ def calibrate(outcomes: list[Outcome], use_verifier: bool = False) -> dict[str, 
         "duplicate": duplicate,
         "related": chosen.thresholds.related,
         "related_flags": related is not None,
-        "verifier": {"gate": chosen.gate, "duplicate": chosen.verified} if chosen.gate is not None else None,
+        "verifier": {"gate": chosen.gate, "duplicate": chosen.verified, "veto": chosen.veto}
+        if chosen.gate is not None
+        else None,
         "figures": rescore(outcomes, chosen),
     }
 
 
-def _verifier_point(outcomes: list[Outcome], duplicate: float, gate: float) -> Point:
+def _verifier_point(outcomes: list[Outcome], duplicate: float, gate: float, veto: bool) -> Point:
     steps = [round(0.01 * i, 2) for i in range(1, 100)]
 
     def at(t: float) -> Point:
-        return Point(Thresholds(duplicate=duplicate, related=duplicate), gate=gate, verified=t)
+        return Point(Thresholds(duplicate=duplicate, related=duplicate), gate=gate, verified=t, veto=veto)
 
     lowest = _lowest_holding(
         steps, lambda t: rescore(outcomes, at(t)), "duplicate_precision", "duplicate_flags", DUPLICATE_PRECISION_TARGET
@@ -359,4 +367,4 @@ def point_in_force(at: Thresholds | None = None) -> Point:
     thresholds = at or thresholds_for(Event(title="", code="X"))
     if check is None:
         return Point(thresholds)
-    return Point(thresholds, gate=check.gate, verified=check.duplicate)
+    return Point(thresholds, gate=check.gate, verified=check.duplicate, veto=check.veto)

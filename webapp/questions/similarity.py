@@ -99,16 +99,27 @@ def choose_flags(
     return [("related", q, s) for q, s in ranked[:RELATED_FLAGS] if s >= thresholds.related]
 
 
-def verify_best(text: str, ranked: list[Candidate], check: Verifier | None) -> dict[int, float]:
-    """The verifier's score for the best candidate, by its id, when it is at or above the gate."""
+@dataclass(frozen=True)
+class Reading:
+    """The verifier on one candidate: its combined score, and a conflict the function found (or None)."""
+
+    score: float
+    conflict: str | None = None
+
+    def is_duplicate(self, check: Verifier) -> bool:
+        return self.score >= check.duplicate and not (check.veto and self.conflict)
+
+
+def verify_best(text: str, ranked: list[Candidate], check: Verifier | None) -> dict[int, Reading]:
+    """The verifier's reading of the best candidate, by its id, when it is at or above the gate."""
     if check is None or not ranked or ranked[0].similarity < check.gate:
         return {}
     best = ranked[0]
-    (logit,) = functions().verify([(text, best.question.text)], model=check.model)
-    return {best.question.pk: check.score(best.similarity, float(logit))}
+    (verdict,) = functions().verify([(text, best.question.text)], model=check.model)
+    return {best.question.pk: Reading(check.score(best.similarity, verdict.logit), verdict.conflict)}
 
 
-def pre_verify(event: Event, text: str, vector: np.ndarray, exclude_id: int) -> dict[int, float]:
+def pre_verify(event: Event, text: str, vector: np.ndarray, exclude_id: int) -> dict[int, Reading]:
     """The best candidate read now, outside any lock (a function call); ``flags_for`` uses it if still the best."""
     check = verifier()
     if check is None:
@@ -117,7 +128,7 @@ def pre_verify(event: Event, text: str, vector: np.ndarray, exclude_id: int) -> 
 
 
 def flags_for(
-    event: Event, vector: np.ndarray, exclude_id: int, checked: dict[int, float] | None = None
+    event: Event, vector: np.ndarray, exclude_id: int, checked: dict[int, Reading] | None = None
 ) -> list[Match]:
     """What processing flags a question with; ``checked`` holds ``pre_verify``'s scores."""
     thresholds, check = thresholds_for(event), verifier()
@@ -125,7 +136,7 @@ def flags_for(
     ranked = candidates(event, vector, exclude_id=exclude_id, floor=floor)
     verdict = None
     if check and ranked and ranked[0].question.pk in (checked or {}):
-        verdict = checked[ranked[0].question.pk] >= check.duplicate
+        verdict = checked[ranked[0].question.pk].is_duplicate(check)
     chosen = choose_flags([(c.question, c.similarity) for c in ranked], thresholds, verdict)
     return [Match(question, similarity, kind) for kind, question, similarity in chosen]
 
