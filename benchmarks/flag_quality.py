@@ -24,9 +24,12 @@ STREAMS = ROOT / "embeddings" / "training" / "data" / "event_pairs" / "streams"
 
 
 def replay(stream: Path, run: str) -> dict[str, Any]:
-    """``run`` is a model name, or ``model:verifier`` (``minilm-l6:none``: cosine thresholds only)."""
+    """``run``: a model name, ``model:verifier`` (``minilm-l6:none``: cosine thresholds only), and
+    optionally ``@DUP,REL``: other cosine thresholds than the card's (``minilm-l6:none@0.72,0.555``)."""
+    run, _, thresholds = run.partition("@")
     model, _, verifier = run.partition(":")
     extra = ["--verifier", verifier] if verifier else []
+    extra += ["--thresholds", thresholds] if thresholds else []
     out = subprocess.run(
         [sys.executable, "manage.py", "replay_events", str(stream), "--model", model, *extra, "--curve", "--json"],
         cwd=ROOT,
@@ -50,6 +53,7 @@ def summarise(model: str, result: dict[str, Any]) -> dict[str, Any]:
         "thresholds": result["thresholds"],
         "verifier": result.get("verifier"),
         "overall": result["overall"],
+        "before": result["before"],
         "precision_at_recall_0.6": precision_at_recall(result["curve"], 0.6),
         "precision_at_recall_0.7": precision_at_recall(result["curve"], 0.7),
         "curve": result["curve"],
@@ -86,13 +90,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="test", choices=["dev", "test"])
     parser.add_argument(
-        "--models", help="comma-separated, each NAME or NAME:VERIFIER (NAME:none: no verifier; default: every model)"
+        "--models",
+        help="semicolon-separated, each NAME[:VERIFIER][@DUP,REL] (NAME:none: no verifier; default: every model)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks")
     args = parser.parse_args(argv)
-    models = args.models.split(",") if args.models else available("embedding")
+    models = args.models.split(";") if args.models else available("embedding")
     stream = STREAMS / f"{args.split}.tsv"
-    rows = [summarise(m, replay(stream, m)) for m in models]
+    rows = [summarise(m.split(":")[0], replay(stream, m)) | {"run": m} for m in models]
     report = {"split": args.split, "streams": str(stream.relative_to(ROOT)), "models": rows}
     (args.out / "flag_quality.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     plot(
