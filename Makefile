@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test browser lint format bench bench-quick host stack train-env models augment teacher clean
+.PHONY: install run test browser lint format bench bench-quick host stack train-env models flags augment teacher clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -94,9 +94,20 @@ models: train-env
 	$(T) sentiment-distil export --checkpoint build/sentiment/student --name sentiment-minilm-l3 --teacher-int8 \
 		--out-dir build/sentiment/models
 	$(T) sentiment-head --student build/sentiment/models/sentiment-minilm-l3
+	$(T) verifier --base minilm-l6 --out build/verifier-l6 --max-examples 24000
 	$(T) card-metrics --fp32-dir build/fp32
 	$(T) card-metrics --latency
+	$(MAKE) flags
 	$(T) report
+
+# The operating points from whole dev events (with the verifier), then the test replay of every model
+# side by side (docs/benchmarks/flag_quality.json and its plot, which the report puts in docs/models.md).
+STREAMS := embeddings/training/data/event_pairs/streams
+flags: install
+	for m in minilm-l6 minilm-l3-student minilm-l3; do \
+		$(PY) manage.py replay_events $(STREAMS)/dev.tsv --model $$m --verifier verifier-minilm-l6 --calibrate --write --json >/dev/null || exit 1; \
+	done
+	$(PY) -m benchmarks.flag_quality --split test --models "minilm-l6;minilm-l6:none@0.72,0.555;minilm-l3-student;minilm-l3"
 
 # Experiments kept out of `make models` (measured, not shipped: see docs/functions.md):
 # the cross-encoder teacher and BM25-mined silver pairs.

@@ -74,6 +74,9 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
         )
         at = row["overall"]
         ax.plot([at["duplicate_recall"]], [at["duplicate_precision"]], "o", color=color)
+    before = next((r["before"] for r in rows if r["model"] == "minilm-l6" and "before" in r), None)
+    if before:  # the policy and thresholds shipped until 2026-12-04: top three flags from 0.32, duplicate from 0.56
+        ax.plot([before["duplicate_recall"]], [before["duplicate_precision"]], "x", color="#7f7f7f", label="before")
     ax.axhline(0.85, color="#7f7f7f", linestyle=":", linewidth=1)
     ax.axvline(0.6, color="#7f7f7f", linestyle=":", linewidth=1)
     ax.set_xlabel("duplicate recall")
@@ -94,7 +97,13 @@ def main(argv: list[str] | None = None) -> None:
         help="semicolon-separated, each NAME[:VERIFIER][@DUP,REL] (NAME:none: no verifier; default: every model)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks")
+    parser.add_argument("--plot-only", action="store_true", help="redraw the plot from <out>/flag_quality.json")
     args = parser.parse_args(argv)
+    if args.plot_only:
+        saved = json.loads((args.out / "flag_quality.json").read_text(encoding="utf-8"))
+        title = f"{saved['split'].capitalize()} events replayed (dot: the card's point)"
+        plot(saved["models"], args.out / f"flag_quality_{saved['split']}.png", title)
+        return
     models = args.models.split(";") if args.models else available("embedding")
     stream = STREAMS / f"{args.split}.tsv"
     rows = [summarise(m.split(":")[0], replay(stream, m)) | {"run": m} for m in models]
@@ -103,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     plot(
         rows,
         args.out / f"flag_quality_{args.split}.png",
-        f"Whole {args.split} events replayed: duplicate flags (dot: the card's threshold)",
+        f"{args.split.capitalize()} events replayed (dot: the card's point)",
     )
     print(
         json.dumps(

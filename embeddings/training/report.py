@@ -162,7 +162,9 @@ def flag_quality_lines(path: Path = FLAG_QUALITY) -> list[str]:
         o, t, v = row["overall"], row["thresholds"], row.get("verifier")
         point = f"cos >= {t['duplicate']} / rel >= {t['related']}"
         if v:
-            point += f"; verifier >= {v['duplicate']} from cos {v['gate']}"
+            point += f"; verifier >= {v['duplicate']} from cos {v['gate']}" + (
+                ", numbers veto" if v.get("veto") else ""
+            )
         lines.append(
             f"| `{row['model']}` | {v['model'] if v else 'none'} | {point} | {fmt(o['duplicate_precision'], 3)} "
             f"| {fmt(o['duplicate_recall'], 3)} | {fmt(o['related_precision'], 3)} | {fmt(o['flags_per_question'], 2)} "

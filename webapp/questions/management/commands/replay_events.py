@@ -132,7 +132,9 @@ def run(
     check = inference.verifier()
     result: dict[str, Any] = {
         "thresholds": {"duplicate": point.thresholds.duplicate, "related": point.thresholds.related},
-        "verifier": {"model": check.model, "gate": check.gate, "duplicate": check.duplicate} if check else None,
+        "verifier": {"model": check.model, "gate": check.gate, "duplicate": check.duplicate, "veto": check.veto}
+        if check
+        else None,
         "events": {r.event: replay.score(r.outcomes) for r in replays},
         "overall": replay.score(outcomes),
     }
