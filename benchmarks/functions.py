@@ -48,6 +48,7 @@ MODELS = (
     ("minilm-l3", "embed", "3 layers, as published"),
     ("minilm-l6", "embed", "MobileBERT-sized, 6 layers, the default"),
     ("sentiment-minilm-l3", "sentiment", "sentiment, 3 layers"),
+    ("verifier-minilm-l6", "verify", "duplicate verifier, 6 layers, one pair"),
 )
 TINY = "minilm-l3-student"
 DEFAULT = "minilm-l6"
