@@ -9,6 +9,7 @@ import pytest
 from embeddings.cards import available
 from embeddings.training import augment, finetune, report
 from embeddings.training.finetune import Pair
+from tests.conftest import SHARED_DATA
 
 
 def test_a_later_pool_file_leaves_every_earlier_pair_unchanged():
@@ -71,6 +72,9 @@ def test_bm25_ranks_the_overlapping_question_first():
     assert all(i not in row for i, row in enumerate(top))  # never the question itself
 
 
+@pytest.mark.skipif(
+    not (SHARED_DATA / "pairs" / "semeval2016_task3_b").is_dir(), reason="needs ../shared/data (SemEval-2016 3B)"
+)
 def test_unlabelled_questions_hold_no_dev_or_test_text():
     texts, origin = augment.unlabelled_questions()
     held_out = {t for split in ("dev", "test") for p in finetune.event_pairs(split) for t in (p[0].a, p[0].b)}
