@@ -127,12 +127,18 @@ def event_questions(request: HttpRequest, code: str) -> tuple[dict[str, Any], in
         raise ApiError(400, "sort: votes or time", "sort")
     public = Question.objects.for_event(event).public()
     public = public.by_votes() if sort == "votes" else public.by_time()
+    public_rows = list(public[:500])
     mine = Question.objects.for_event(event).filter(attendee=me).exclude(status=Question.Status.VISIBLE)
+    mine_rows = list(mine.order_by("-created_at")[:50])
+    # Race: a question merged or hidden between the two queries would be in both lists (each
+    # statement reads its own snapshot on PostgreSQL), and the page would show it twice. The
+    # second query is the newer state.
+    newer = {q.pk for q in mine_rows}
     voted = set(Vote.objects.filter(question__event=event, attendee=me).values_list("question_id", flat=True))
     return {
         "event": {"code": event.code, "title": event.title, "open": event.is_open},
-        "questions": [question_json(q, me, voted=q.pk in voted) for q in public[:500]],
-        "mine": [question_json(q, me) for q in mine.order_by("-created_at")[:50]],
+        "questions": [question_json(q, me, voted=q.pk in voted) for q in public_rows if q.pk not in newer],
+        "mine": [question_json(q, me) for q in mine_rows],
     }, 200
 
 
