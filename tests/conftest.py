@@ -11,6 +11,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
+# Tests of the public data sets (and of the bench, whose texts are STSb's) skip on the repository alone.
+needs_stsb = pytest.mark.skipif(
+    not (SHARED_DATA / "stsb" / "stsb-en-test.csv").is_file(), reason="needs ../shared/data/stsb beside the checkout"
+)
+needs_shared_pairs = pytest.mark.skipif(
+    not (SHARED_DATA / "pairs").is_dir(), reason="needs ../shared/data/pairs beside the checkout"
+)
 os.environ.setdefault("EMBEDDINGS_THREADS", "1")
 # Playwright runs an asyncio loop in the test thread; Django would refuse ORM calls (and the test
 # database set-up) beside it. The browser tests touch the database only from plain sync code.

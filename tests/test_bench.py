@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from embeddings.pricing import GB_SECOND_USD, REQUEST_USD, cost_per_million
-from tests.conftest import run_module
+from tests.conftest import needs_stsb, run_module
 
 
 def test_cost_rounds_each_call_up_to_the_billing_unit():
@@ -21,6 +21,7 @@ def test_cost_rounds_each_call_up_to_the_billing_unit():
     assert cost_per_million([2.1], memory_mb=512) < cost_per_million([2.1], memory_mb=1024)
 
 
+@needs_stsb
 def test_bench_json_has_the_contract_keys():
     code, result, err = run_module(
         "embeddings.bench",
@@ -59,6 +60,7 @@ def test_bench_json_has_the_contract_keys():
     assert cold["median_s"] >= cold["import_s"] + cold["load_s"] + cold["first_call_s"] > 0
 
 
+@needs_stsb
 def test_bench_rejects_bad_levels_and_unknown_backend():
     code, _, err = run_module("embeddings.bench", "--concurrency", "0,x", "--json")
     assert code == 2 and "concurrency" in err

@@ -16,7 +16,7 @@ from benchmarks import report
 from benchmarks.__main__ import main as bench_main
 from benchmarks.summary import cell
 from embeddings.pricing import cost_per_million
-from tests.conftest import run_module
+from tests.conftest import needs_stsb, run_module
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -25,6 +25,7 @@ def linked_images(markdown: str, out: Path) -> list[Path]:
     return [out / link for link in re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", markdown)]
 
 
+@needs_stsb
 def test_quick_run_writes_raw_results_a_document_and_its_plots(tmp_path):
     code, _, err = run_module("benchmarks", "--parts", "functions,index", "--quick", "--out", str(tmp_path))
     assert code == 0, err

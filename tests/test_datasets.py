@@ -3,9 +3,10 @@ from __future__ import annotations
 import pytest
 
 from embeddings.datasets import DataError, read_pairs, read_sentiment, read_sts
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, needs_shared_pairs, needs_stsb
 
 
+@needs_shared_pairs
 def test_reads_every_shared_pair_file():
     files = sorted((SHARED_DATA / "pairs").glob("*/*.tsv"))
     assert files, "shared data missing"
@@ -15,6 +16,7 @@ def test_reads_every_shared_pair_file():
         assert len({p.label for p in pairs}) >= 2
 
 
+@needs_stsb
 def test_reads_stsb():
     pairs = read_sts(SHARED_DATA / "stsb" / "stsb-en-test.csv")
     assert len(pairs) == 1379

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from embeddings.cards import MODELS_DIR
-from tests.conftest import SHARED_DATA, run_module
+from tests.conftest import SHARED_DATA, needs_stsb, run_module
 
 DUPLICATES = [
     ("Will the slides be shared after the talk?", "Are you going to share the slides afterwards?"),
@@ -35,6 +35,7 @@ def pair_rows(label_dup: str, label_rel: str | None, label_unrel: str) -> list[s
     return rows + [f"{label_unrel}\t{a}\t{b}" for a, b in UNRELATED]
 
 
+@needs_stsb
 def test_sts_spearman_on_a_slice_of_stsb(tmp_path: Path):
     lines = (SHARED_DATA / "stsb" / "stsb-en-dev.csv").read_text(encoding="utf-8").splitlines()[:150]
     path = tmp_path / "dev150.csv"

@@ -18,7 +18,7 @@ from botocore.config import Config
 
 from embeddings.client import get_functions
 from embeddings.errors import FunctionError, InvalidRequest
-from tests.conftest import ROOT
+from tests.conftest import ROOT, needs_stsb
 
 
 def free_port() -> int:
@@ -218,6 +218,7 @@ def test_delay_file_slows_every_call_while_it_holds_a_number(tmp_path):
         stop_host(process)
 
 
+@needs_stsb
 @pytest.mark.parametrize("backend", ["http", "lambda"])
 def test_bench_measures_through_the_host(host: str, backend: str):
     from tests.conftest import run_module
@@ -257,6 +258,7 @@ def test_fuzzed_bodies_never_crash_the_host(host: str):
     assert healthz(host)["idle"] == 2 and healthz(host)["replaced"] >= 0
 
 
+@needs_stsb
 def test_bench_compares_the_host_with_in_process_calls_side_by_side(host: str):
     from tests.conftest import run_module
 
