@@ -134,6 +134,18 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+def latency_record(ms: list[float]) -> dict[str, object]:
+    """q50 / q99 of one-call timings at 1 thread, with the CPU and the day they were taken on."""
+    return {
+        "q50_ms": round(float(np.percentile(ms, 50)), 3),
+        "q99_ms": round(float(np.percentile(ms, 99)), 3),
+        "requests": len(ms),
+        "threads": 1,
+        "cpu": cpu_name(),
+        "date": date.today().isoformat(),
+    }
+
+
 def measure_latency(name: str, requests: int) -> dict[str, object]:
     """One text per call, in-process, 1 thread: as ``embeddings.bench --backend local`` at C=1."""
     from embeddings.bench import DEFAULT_TEXTS, load_texts
@@ -148,14 +160,7 @@ def measure_latency(name: str, requests: int) -> dict[str, object]:
         start = time.perf_counter()
         call([texts[i % len(texts)]])
         ms.append((time.perf_counter() - start) * 1000)
-    latency = {
-        "q50_ms": round(float(np.percentile(ms, 50)), 3),
-        "q99_ms": round(float(np.percentile(ms, 99)), 3),
-        "requests": requests,
-        "threads": 1,
-        "cpu": cpu_name(),
-        "date": date.today().isoformat(),
-    }
+    latency = latency_record(ms)
     card = load_card(name)
     write_card(card.directory, {**card.raw, "metrics": {**card.raw.get("metrics", {}), "latency": latency}})
     return latency

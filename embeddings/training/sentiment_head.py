@@ -41,7 +41,6 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +53,7 @@ from embeddings.cards import MODELS_DIR, ModelCard, write_card
 from embeddings.pooling import softmax
 from embeddings.runtime import Model, load_session, load_tokenizer
 from embeddings.training import sentiment
-from embeddings.training.card_metrics import cpu_name
+from embeddings.training.card_metrics import latency_record
 from embeddings.training.sentiment import LABELS, Example
 
 NAME = "sentiment-minilm-l3"
@@ -324,17 +323,7 @@ def latency_ms(directories: dict[str, Path], requests: int) -> dict[str, dict[st
             started = time.perf_counter()
             model.classify([texts[i % len(texts)]])
             ms[name].append((time.perf_counter() - started) * 1000)
-    return {
-        name: {
-            "q50_ms": round(float(np.percentile(v, 50)), 3),
-            "q99_ms": round(float(np.percentile(v, 99)), 3),
-            "requests": requests,
-            "threads": 1,
-            "cpu": cpu_name(),
-            "date": date.today().isoformat(),
-        }
-        for name, v in ms.items()
-    }
+    return {name: latency_record(v) for name, v in ms.items()}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -34,17 +34,21 @@ from django.core.management.base import CommandError
 from django.db import transaction
 
 from embeddings.cards import Thresholds
-from webapp.core.inference import verifier
+from webapp.core.inference import Verifier, verifier
 from webapp.events.models import Event
 from webapp.questions import actions
 from webapp.questions.models import MAX_QUESTION_CHARS, Flag, Question
-from webapp.questions.similarity import candidates, choose_flags, thresholds_for, verify_best
+from webapp.questions.similarity import (
+    DUPLICATE_PRECISION_TARGET,
+    RELATED_PRECISION_TARGET,
+    Reading,
+    candidates,
+    choose_flags,
+    thresholds_for,
+    verify_best,
+)
 
 HEADER = ["event", "order", "cluster", "topic", "text"]
-# The moderator's cost: a duplicate flag must almost always be right; a related flag at least
-# usually worth a look, or it is not raised (docs/models.md).
-DUPLICATE_PRECISION_TARGET = 0.85
-RELATED_PRECISION_TARGET = 0.70
 # A threshold is trusted only where it keeps its precision with this many flags or more above it.
 MIN_FLAGS_FOR_PRECISION = 20
 # The verifier's gates the calibration tries (cosine of the best match, from which the pair is read).
@@ -111,8 +115,7 @@ class Outcome:
     has_related: bool  # an earlier question of its topic exists
     flags: list[tuple[str, Posted, float]]  # (kind, the question it points to, similarity), as raised
     ranked: list[tuple[Posted, float]]  # candidates, best first
-    verified: float | None = None  # the verifier's score for the best candidate, where it was read
-    conflict: str | None = None  # and the conflict the function found in that pair (other numbers)
+    reading: Reading | None = None  # the verifier on the best candidate, where it was read
 
     def right(self, kind: str, target: Posted) -> bool:
         if kind == "duplicate":
@@ -173,15 +176,14 @@ def _outcome(
     check = verifier()
     if check is not None:  # read down to the lowest gate the calibration tries
         check = dataclasses.replace(check, gate=min(check.gate, GATES[0]))
-    verified = verify_best(question.text, ranked, check)
+    readings = verify_best(question.text, ranked, check)
     return Outcome(
         posted,
         has_duplicate=any(p.cluster == posted.cluster for p in earlier),
         has_related=any(p.topic == posted.topic for p in earlier),
         flags=[(f.kind, posted_as[f.matched_id], f.similarity) for f in flags],
         ranked=[(posted_as[c.question.pk], c.similarity) for c in ranked],
-        verified=next((r.score for r in verified.values()), None),
-        conflict=next((r.conflict for r in verified.values()), None),
+        reading=next(iter(readings.values()), None),
     )
 
 
@@ -226,17 +228,16 @@ def _ratio(part: int, whole: int) -> float | None:
 
 @dataclass(frozen=True)
 class Point:
-    """An operating point: the cosine thresholds, and the verifier's gate and duplicate score if one is used."""
+    """An operating point: the cosine thresholds, and the verifier if one decides (its gate, score and veto)."""
 
     thresholds: Thresholds
-    gate: float | None = None
-    verified: float | None = None
-    veto: bool = False  # a conflict (other numbers) rules a duplicate out
+    check: Verifier | None = None
 
     def verdict(self, o: Outcome) -> bool | None:
-        if self.gate is None or o.verified is None or not o.ranked or o.ranked[0][1] < self.gate:
+        """The verifier's decision on the best candidate, as processing takes it (None: the cosine decides)."""
+        if self.check is None or o.reading is None or not o.ranked or o.ranked[0][1] < self.check.gate:
             return None
-        return o.verified >= self.verified and not (self.veto and o.conflict)
+        return o.reading.is_duplicate(self.check)
 
 
 def rescore(outcomes: list[Outcome], point: Point, policy=None) -> dict[str, float | int | None]:
@@ -268,16 +269,16 @@ def flags_before(ranked: list[tuple[Posted, float]], thresholds: Thresholds) -> 
 def curve(outcomes: list[Outcome], point: Point | None = None) -> list[dict[str, float | int | None]]:
     """Duplicate-flag precision and recall as the deciding threshold moves (related flags off).
 
-    Without a verifier that is the cosine threshold; with one (``point.gate``), its score threshold.
+    Without a verifier that is the cosine threshold; with one (``point.check``), its score threshold.
     """
     points = []
-    if point is None or point.gate is None:
+    if point is None or point.check is None:
         for t in [round(0.3 + 0.01 * i, 2) for i in range(66)]:
             figures = rescore(outcomes, Point(Thresholds(duplicate=t, related=t)))
             points.append({"threshold": t} | _dup(figures))
         return points
     for t in [round(0.02 * i, 2) for i in range(1, 50)]:
-        at = Point(Thresholds(duplicate=1.0, related=1.0), gate=point.gate, verified=t, veto=point.veto)
+        at = Point(Thresholds(duplicate=1.0, related=1.0), dataclasses.replace(point.check, duplicate=t))
         points.append({"threshold": t} | _dup(rescore(outcomes, at)))
     return points
 
@@ -286,13 +287,14 @@ def _dup(figures: dict[str, float | int | None]) -> dict[str, float | int | None
     return {k: figures[k] for k in ("duplicate_precision", "duplicate_recall", "duplicate_flags")}
 
 
-def calibrate(outcomes: list[Outcome], use_verifier: bool = False) -> dict[str, Any]:
+def calibrate(outcomes: list[Outcome], check: Verifier | None = None) -> dict[str, Any]:
     """The operating point for the moderator's cost, from replayed outcomes (use the dev streams, never test).
 
     Duplicate: the lowest cosine threshold from which duplicate-flag precision stays at or above its
-    target. With the verifier: for each gate, the lowest verifier score from which it stays there,
-    and the gate that finds the most duplicates. Related: then, the lowest cosine threshold from
-    which related-flag precision stays at or above its target; when none does, related flags are off.
+    target. With the verifier ``check`` (its model and weights): for each gate and veto, the lowest
+    verifier score from which it stays there, and the one that finds the most duplicates. Related:
+    then, the lowest cosine threshold from which related-flag precision stays at or above its
+    target; when none does, related flags are off.
     """
     cosine_steps = [round(0.3 + 0.005 * i, 3) for i in range(131)]
     duplicate = _lowest_holding(
@@ -302,15 +304,19 @@ def calibrate(outcomes: list[Outcome], use_verifier: bool = False) -> dict[str, 
         "duplicate_flags",
         DUPLICATE_PRECISION_TARGET,
     )
-    if duplicate is None and not use_verifier:
+    if duplicate is None and check is None:
         return {"duplicate": None, "related": None, "related_flags": False}
     # With a verifier, the cosine alone decides only when the verifier cannot be read: never, if the
     # cosine alone never reaches the target.
     duplicate = duplicate if duplicate is not None else 1.0
     point = Point(Thresholds(duplicate=duplicate, related=duplicate))
-    if use_verifier:
+    if check is not None:
         point = max(
-            (_verifier_point(outcomes, duplicate, gate, veto) for gate in GATES for veto in (False, True)),
+            (
+                _verifier_point(outcomes, duplicate, dataclasses.replace(check, gate=gate, veto=veto))
+                for gate in GATES
+                for veto in (False, True)
+            ),
             key=lambda p: rescore(outcomes, p)["duplicate_recall"] or 0,
         )
 
@@ -329,18 +335,18 @@ def calibrate(outcomes: list[Outcome], use_verifier: bool = False) -> dict[str, 
         "duplicate": duplicate,
         "related": chosen.thresholds.related,
         "related_flags": related is not None,
-        "verifier": {"gate": chosen.gate, "duplicate": chosen.verified, "veto": chosen.veto}
-        if chosen.gate is not None
+        "verifier": {"gate": chosen.check.gate, "duplicate": chosen.check.duplicate, "veto": chosen.check.veto}
+        if chosen.check is not None
         else None,
         "figures": rescore(outcomes, chosen),
     }
 
 
-def _verifier_point(outcomes: list[Outcome], duplicate: float, gate: float, veto: bool) -> Point:
+def _verifier_point(outcomes: list[Outcome], duplicate: float, check: Verifier) -> Point:
     steps = [round(0.01 * i, 2) for i in range(1, 100)]
 
     def at(t: float) -> Point:
-        return Point(Thresholds(duplicate=duplicate, related=duplicate), gate=gate, verified=t, veto=veto)
+        return Point(Thresholds(duplicate=duplicate, related=duplicate), dataclasses.replace(check, duplicate=t))
 
     lowest = _lowest_holding(
         steps, lambda t: rescore(outcomes, at(t)), "duplicate_precision", "duplicate_flags", DUPLICATE_PRECISION_TARGET
@@ -363,8 +369,4 @@ def _lowest_holding(steps: list[float], figures_at, precision: str, count: str, 
 
 def point_in_force(at: Thresholds | None = None) -> Point:
     """The operating point of the model's card (or ``at``, as the replay's events override it) and its verifier."""
-    check = verifier()
-    thresholds = at or thresholds_for(Event(title="", code="X"))
-    if check is None:
-        return Point(thresholds)
-    return Point(thresholds, gate=check.gate, verified=check.duplicate, veto=check.veto)
+    return Point(at or thresholds_for(Event(title="", code="X")), verifier())

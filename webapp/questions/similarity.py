@@ -26,6 +26,11 @@ SEARCH_DEPTH = 20
 # Related flags per question (only when no duplicate was found). On the dev replay a second
 # related flag was right less often than the first and doubled the queue.
 RELATED_FLAGS = 1
+# The moderator's cost, which the operating points are chosen for (by the replay of whole events, and
+# from an event's verdicts): a duplicate flag must almost always be right; a related flag at least
+# usually worth a look, or it is not raised.
+DUPLICATE_PRECISION_TARGET = 0.85
+RELATED_PRECISION_TARGET = 0.70
 T = TypeVar("T")
 
 

@@ -12,7 +12,7 @@ from webapp.core.inference import functions, model_thresholds
 from webapp.events.codes import normalise
 from webapp.events.models import Event
 from webapp.questions.models import Flag
-from webapp.questions.replay import DUPLICATE_PRECISION_TARGET, RELATED_PRECISION_TARGET
+from webapp.questions.similarity import DUPLICATE_PRECISION_TARGET, RELATED_PRECISION_TARGET
 
 # A few verdicts say little: one wrong flag at 0.9 would lift the threshold above every paraphrase.
 # So a calibration moves the card's duplicate threshold by at most MAX_STEP, and only on at least

@@ -15,7 +15,7 @@ from embeddings.cards import DEFAULT_EMBEDDING_MODEL, Thresholds, load_card, wri
 from embeddings.errors import ModelNotFound
 from webapp import celery_app
 from webapp.core import inference
-from webapp.questions import replay
+from webapp.questions import replay, similarity
 
 
 class Command(BaseCommand):
@@ -145,7 +145,7 @@ def run(
     if curve:
         result["curve"] = replay.curve(outcomes, point)
     if calibrate:
-        result["calibrated"] = replay.calibrate(outcomes, use_verifier=check is not None)
+        result["calibrated"] = replay.calibrate(outcomes, check)
     return result
 
 
@@ -165,7 +165,7 @@ def verdict_comparison(
 def write_thresholds(model: str, calibrated: dict[str, Any], file: Path) -> None:
     card = load_card(model)
     if calibrated["duplicate"] is None:
-        raise SystemExit(f"error: no duplicate threshold reaches precision {replay.DUPLICATE_PRECISION_TARGET}")
+        raise SystemExit(f"error: no duplicate threshold reaches precision {similarity.DUPLICATE_PRECISION_TARGET}")
     raw = dict(card.raw)
     raw["thresholds"] = {"duplicate": calibrated["duplicate"], "related": calibrated["related"]}
     check = inference.verifier() if calibrated.get("verifier") else None
@@ -176,8 +176,8 @@ def write_thresholds(model: str, calibrated: dict[str, Any], file: Path) -> None
     raw["calibration"] = {
         "method": "manage.py replay_events --calibrate: whole events replayed in posting order through the app; "
         "the lowest duplicate threshold from which duplicate-flag precision stays >= "
-        f"{replay.DUPLICATE_PRECISION_TARGET}, "
-        f"then the lowest related threshold whose related flags stay >= {replay.RELATED_PRECISION_TARGET} "
+        f"{similarity.DUPLICATE_PRECISION_TARGET}, "
+        f"then the lowest related threshold whose related flags stay >= {similarity.RELATED_PRECISION_TARGET} "
         "(related = duplicate: no related flags)",
         "streams": file.name if file.parent.name != "streams" else f"event_pairs/streams/{file.name}",
         "related_flags": calibrated["related_flags"],
