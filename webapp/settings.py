@@ -9,7 +9,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from webapp.env import envbool, envchoice, envint, envstr
+from webapp.env import envbool, envchoice, envfloat, envint, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("VAR_DIR", str(BASE_DIR / "var")))
@@ -82,6 +82,16 @@ DATABASES = {
         envstr("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"), conn_max_age=envint("DB_CONN_MAX_AGE", 60)
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # SQLite for concurrent use (the embedded default serves many attendees from threads): WAL lets
+    # readers run beside the one writer; a transaction takes the write lock when it begins
+    # (IMMEDIATE), so two of them never deadlock upgrading a read lock, which the busy timeout
+    # cannot wait out ("database is locked" at once); the timeout waits for the writer instead.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": envint("SQLITE_BUSY_TIMEOUT_S", 20, minimum=1),
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -168,6 +178,13 @@ QUESTION_RESEND_AFTER_S = envint("QUESTION_RESEND_AFTER_S", 60, minimum=1)
 QUESTION_MAX_ATTEMPTS = envint("QUESTION_MAX_ATTEMPTS", 20, minimum=1)
 QUESTION_SWEEP_INTERVAL_S = envint("QUESTION_SWEEP_INTERVAL_S", 15, minimum=0)  # 0: no thread in workers
 QUESTION_SWEEP_BATCH = envint("QUESTION_SWEEP_BATCH", 500, minimum=1)
+# Without a broker (eager tasks, the embedded default) a question is processed by a few threads of
+# the web process, never in the attendee's request: the POST waits for it at most this long, then
+# answers with the question still pending (webapp/questions/inprocess.py). The web process then
+# runs the sweeper too (webapp/wsgi.py), since there is no Celery worker to run it.
+QUESTION_INLINE_WAIT_S = envfloat("QUESTION_INLINE_WAIT_S", 0.5, minimum=0)
+QUESTION_INLINE_WORKERS = envint("QUESTION_INLINE_WORKERS", 2, minimum=1)
+QUESTION_SWEEP_IN_WEB = envbool("QUESTION_SWEEP_IN_WEB", CELERY_TASK_ALWAYS_EAGER)
 
 # An event's FAISS index is exact (flat) below this many vectors and an HNSW graph from there
 # (webapp/questions/index.py; the measurements behind the default are in docs/app.md).
