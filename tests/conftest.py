@@ -88,3 +88,14 @@ def still_clock(monkeypatch) -> float:
     now = (time.time() // 60) * 60 + 30
     monkeypatch.setattr(ratelimit, "time", types.SimpleNamespace(time=lambda: now))
     return now
+
+
+@pytest.fixture(autouse=True)
+def _processing_waits_in_tests(settings):
+    """Tests read a posted question's processing from the POST's answer: let it wait for it.
+
+    The bounded wait of the embedded default (QUESTION_INLINE_WAIT_S) has its own tests
+    (tests/test_embedded_load.py), and no sweeper runs in the test process.
+    """
+    settings.QUESTION_INLINE_WAIT_S = 120
+    settings.QUESTION_SWEEP_IN_WEB = False

@@ -42,6 +42,7 @@ def functions_down(settings):
 
 
 def ask(client: Client, text: str) -> dict:
+    client.get("/e/ROOM/")  # the event page gives the attendee their identity
     response = client.post("/api/events/ROOM/questions", json.dumps({"text": text}), content_type="application/json")
     assert response.status_code == 201, response.content
     return response.json()
@@ -53,7 +54,8 @@ def test_question_is_accepted_while_the_functions_are_down_then_retried(client: 
     event.moderators.add(moderator)
     body = ask(client, "Is the keynote recorded?")
     question = Question.objects.get(pk=body["id"])
-    assert question.state == "failed" and question.attempts == 3  # first try + 2 retries
+    # Without a broker, one attempt per send: the sweeper sends a transient failure again later.
+    assert question.state == "failed" and question.attempts == 1 and question.retryable
     assert "Connection" in question.last_error or "refused" in question.last_error
     mod = Client()
     mod.force_login(moderator)

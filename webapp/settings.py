@@ -37,13 +37,14 @@ ALLOWED_HOSTS = [h.strip() for h in envstr("ALLOWED_HOSTS", "localhost,127.0.0.1
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in envstr("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
 INSTALLED_APPS = [
+    # First: its runserver (a listen backlog for a room) overrides staticfiles' one.
+    "webapp.core",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "webapp.core",
     "webapp.events",
     "webapp.questions",
     "webapp.dashboard",
@@ -82,7 +83,16 @@ DATABASES = {
         envstr("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"), conn_max_age=envint("DB_CONN_MAX_AGE", 60)
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and envbool("DB_POOL", True):
+    # A pool per process: a thread waits for one of DB_POOL_MAX_SIZE connections instead of opening its
+    # own (200 attendees posting at once to one server made 200 and met max_connections, 100).
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": envint("DB_POOL_MAX_SIZE", 16, minimum=1),
+        "timeout": envint("DB_POOL_TIMEOUT_S", 20, minimum=1),
+    }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite for concurrent use (the embedded default serves many attendees from threads): WAL lets
     # readers run beside the one writer; a transaction takes the write lock when it begins
     # (IMMEDIATE), so two of them never deadlock upgrading a read lock, which the busy timeout

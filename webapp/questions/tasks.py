@@ -6,6 +6,7 @@ from typing import Any
 from celery import shared_task
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
+from django.db import OperationalError, close_old_connections
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
@@ -24,22 +25,32 @@ def process_question(self, question_id: int) -> None:
     """Embed, score and flag a question; retry transient function failures with backoff."""
     try:
         processing.process_question(question_id)
-    except FunctionError as exc:
-        if exc.retryable and self.request.retries < settings.QUESTION_MAX_RETRIES:
+    except (FunctionError, OperationalError) as exc:
+        # A locked database or a lost connection is as transient as a function that is down.
+        retryable = exc.retryable if isinstance(exc, FunctionError) else True
+        if retryable and self.request.retries < settings.QUESTION_MAX_RETRIES:
+            close_old_connections()
             # The retry is a new send: the sweeper counts its age from now.
             Question.objects.filter(pk=question_id).update(enqueued_at=timezone.now())
             countdown = min(2**self.request.retries, settings.QUESTION_RETRY_BACKOFF_MAX_S)
             raise self.retry(exc=exc, countdown=countdown) from exc
-        processing.mark_failed(question_id, str(exc), retryable=exc.retryable)
+        processing.mark_failed(question_id, str(exc), retryable=retryable)
 
 
 def enqueue(question_id: int) -> bool:
     """Send the processing task; False (logged) when the broker cannot take it.
 
+    Without a broker (eager tasks) a thread of this process processes it (webapp/questions/inprocess.py).
     Never raises for a broker error: the question is already stored, and with ``enqueued_at``
     cleared the sweeper sends it as soon as it can. The publish retries are bounded by
     CELERY_TASK_PUBLISH_RETRY_POLICY, so a request never hangs on a dead broker.
     """
+    if process_question.app.conf.task_always_eager:
+        # No broker: a thread of this process takes it, and the request waits a bounded time.
+        from webapp.questions import inprocess
+
+        inprocess.submit_and_wait(question_id)
+        return True
     try:
         process_question.apply_async((question_id,))
     except BROKER_ERRORS as exc:
