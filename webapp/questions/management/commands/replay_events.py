@@ -90,7 +90,10 @@ def embedded(model: str | None, verifier: str | None):
     """Processing runs inline, in this process, with ``model`` and ``verifier`` if given."""
     eager = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = True
-    overrides = {"EMBEDDING_MODEL": model} if model else {}
+    # Each question is processed before the next is posted, as the replay's order requires.
+    overrides: dict[str, object] = {"QUESTION_INLINE_WAIT_S": 600}
+    if model:
+        overrides["EMBEDDING_MODEL"] = model
     if verifier:
         overrides["VERIFIER_MODEL"] = verifier
     try:
