@@ -9,6 +9,7 @@ import json
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
+from django.test import Client
 
 from webapp.events.models import Event
 from webapp.questions import actions
@@ -32,9 +33,28 @@ def test_create_event_prints_the_code_and_assigns_moderators():
     assert run("create_event", "Town hall", "--code", "town-hall").strip() == "TOWN-HALL"
 
 
+def test_create_event_creates_a_plain_moderator_and_prints_its_password():
+    out = run("create_event", "Keynote", "--create-moderator", "maria", "--create-moderator", "omar").splitlines()
+    event = Event.objects.get(code=out[0])
+    assert sorted(event.moderators.values_list("username", flat=True)) == ["maria", "omar"]
+    maria = User.objects.get(username="maria")
+    assert not maria.is_staff and not maria.is_superuser
+    assert out[1].startswith("moderator login: maria / ") and out[2].startswith("moderator login: omar / ")
+    password = out[1].split(" / ")[1].split()[0]
+    assert len(password) >= 16 and maria.check_password(password)
+    assert Client().post("/accounts/login/", {"username": "maria", "password": password}).status_code == 302
+
+
 def test_create_event_errors_are_clear():
-    with pytest.raises(CommandError, match="no user named 'ghost'"):
+    with pytest.raises(CommandError, match=r"no user named 'ghost': .* use --create-moderator ghost") as error:
         run("create_event", "Keynote", "--moderator", "ghost")
+    assert "createsuperuser" not in str(error.value)
+    User.objects.create_user("maria", password="pw-for-tests-only")
+    with pytest.raises(CommandError, match="a user named 'maria' exists already: use --moderator maria"):
+        run("create_event", "Keynote", "--create-moderator", "maria")
+    with pytest.raises(CommandError, match="--create-moderator 'no spaces'"):
+        run("create_event", "Keynote", "--create-moderator", "no spaces")
+    assert not Event.objects.exists() and User.objects.count() == 1
     run("create_event", "A", "--code", "SAME")
     with pytest.raises(CommandError, match="code"):
         run("create_event", "B", "--code", "same")
@@ -57,9 +77,61 @@ def test_seed_demo_creates_paraphrases_that_get_flagged_and_is_idempotent():
     }
     flags = Flag.objects.filter(question__event=event).select_related("question", "matched")
     assert {(f.question.text, f.matched.text) for f in flags} <= worth_a_look
-    assert event.is_moderator(User.objects.get(username="demo"))
-    run("seed_demo")
+    demo = User.objects.get(username="demo")
+    assert event.is_moderator(demo) and not demo.is_staff and not demo.is_superuser
+    assert "password unchanged" in run("seed_demo")
     assert Event.objects.filter(code="DEMO").count() == 1
+
+
+def test_the_demo_user_moderates_the_demo_event_only():
+    run("seed_demo")
+    other = Event.create("Board meeting", code="BOARD")
+    actions.submit_question(other, "Will the slides be shared after the talk?", "a")
+    client = Client()
+    client.force_login(User.objects.get(username="demo"))
+    assert client.get("/e/DEMO/moderate/").status_code == 200
+    assert client.get("/e/DEMO/export.csv").status_code == 200
+    assert client.get("/api/events/DEMO/flags").status_code == 200
+    for path in ("/e/BOARD/moderate/", "/e/BOARD/dashboard/", "/e/BOARD/export.csv", "/api/events/BOARD/flags"):
+        assert client.get(path).status_code == 403, path
+    assert client.get("/admin/").status_code == 302  # to the admin's sign-in: no staff rights
+
+
+def password_in(out: str) -> str:
+    line = next(line for line in out.splitlines() if line.startswith("moderator login: demo / "))
+    return line.split(" / ")[1].split()[0]
+
+
+def test_seed_demo_demotes_a_staff_demo_user_from_an_earlier_run():
+    demo = User.objects.create_user("demo", password="old-password", is_staff=True, is_superuser=True)
+    Event.create("Platform all-hands (demo)", code="DEMO")
+    out = run("seed_demo")
+    demo.refresh_from_db()
+    assert "the demo user is no longer staff" in out
+    assert not demo.is_staff and not demo.is_superuser and demo.check_password("old-password")
+    assert Event.objects.get(code="DEMO").is_moderator(demo)
+    assert "no longer staff" not in run("seed_demo")
+
+
+def test_seed_demo_resets_the_password(monkeypatch):
+    monkeypatch.delenv("DEMO_PASSWORD", raising=False)
+    Event.create("Platform all-hands (demo)", code="DEMO")
+    first = password_in(run("seed_demo"))
+    demo = User.objects.get(username="demo")
+    assert demo.check_password(first)
+    second = password_in(run("seed_demo", "--reset-password"))
+    demo.refresh_from_db()
+    assert second != first and demo.check_password(second)
+    # DEMO_PASSWORD set after the first run is applied, and not echoed.
+    monkeypatch.setenv("DEMO_PASSWORD", "chosen-later-1234")
+    out = run("seed_demo")
+    demo.refresh_from_db()
+    assert demo.check_password("chosen-later-1234") and "chosen-later-1234" not in out
+    assert "moderator login: demo / the password in DEMO_PASSWORD" in out
+    assert "password unchanged" in run("seed_demo")
+    run("seed_demo", "--reset-password")
+    demo.refresh_from_db()
+    assert demo.check_password("chosen-later-1234")
 
 
 def test_export_questions_writes_csv_with_sentiment_and_flags(tmp_path):

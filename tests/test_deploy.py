@@ -1,7 +1,10 @@
-"""Deployment artefacts: the SAM template passes cfn-lint and names real handlers; the Lambda zip builds."""
+"""Deployment artefacts: the SAM template passes cfn-lint and names real handlers; the Lambda zip builds;
+the web app's production settings pass Django's deployment checks."""
 
 from __future__ import annotations
 
+import os
+import secrets
 import subprocess
 import sys
 import zipfile
@@ -52,3 +55,55 @@ def test_lambda_zip_builds_within_the_limit(tmp_path: Path):
     assert not any(n.startswith("embeddings/training/") for n in names)
     assert any(n.startswith("onnxruntime/capi/") for n in names)
     assert any(n.startswith("tokenizers/") for n in names) and not any(n.startswith("huggingface_hub/") for n in names)
+
+
+def check_deploy(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``manage.py check --deploy --fail-level WARNING`` in a fresh process with these variables."""
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        # The test run's own DJANGO_ALLOW_ASYNC_UNSAFE (conftest.py) is an error in production.
+        env={**{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+PRODUCTION = {
+    "DEBUG": "0",
+    "SECRET_KEY": secrets.token_urlsafe(64)[:50],
+    "ALLOWED_HOSTS": "asktwice.example.org",
+    "SECURE_COOKIES": "1",
+    "SECURE_SSL_REDIRECT": "1",
+    "SECURE_HSTS_SECONDS": "31536000",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": "1",
+    "SECURE_HSTS_PRELOAD": "1",
+}
+
+
+def test_production_settings_pass_the_deploy_checks_clean():
+    result = check_deploy(PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+def test_the_deploy_checks_see_a_missing_https_setting():
+    result = check_deploy({**PRODUCTION, "SECURE_SSL_REDIRECT": "0", "SECURE_HSTS_SECONDS": "0"})
+    assert result.returncode != 0
+    assert "security.W004" in result.stderr and "security.W008" in result.stderr
+
+
+def test_behind_a_proxy_the_forwarded_scheme_counts_only_when_trusted():
+    read = [
+        sys.executable,
+        "manage.py",
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.SECURE_PROXY_SSL_HEADER)",
+    ]
+    for value, expected in (("1", "('HTTP_X_FORWARDED_PROTO', 'https')"), ("0", "None")):
+        env = {**os.environ, "TRUST_X_FORWARDED_PROTO": value}
+        out = subprocess.run(read, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True)
+        assert out.stdout.strip().splitlines()[-1] == expected

@@ -30,9 +30,19 @@ QUESTIONS = [
 
 
 class Command(BaseCommand):
-    help = "Create the demo event (code DEMO) with realistic questions, paraphrases included, and a demo moderator."
+    help = (
+        "Create the demo event (code DEMO) with realistic questions, paraphrases included, and its moderator "
+        "`demo` (a plain user, not staff). DEMO_PASSWORD sets the password, also on a later run."
+    )
 
-    def handle(self, **options) -> None:
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--reset-password",
+            action="store_true",
+            help="give the demo user a new password (DEMO_PASSWORD when set, else a generated one, printed)",
+        )
+
+    def handle(self, reset_password: bool = False, **options) -> None:
         event = Event.objects.filter(code=DEMO_CODE).first()
         if event is None:
             event = Event.create("Platform all-hands (demo)", code=DEMO_CODE)
@@ -43,16 +53,39 @@ class Command(BaseCommand):
                     if question.status == Question.Status.VISIBLE:
                         actions.vote(question, f"demo-voter-{voter}")
             self.stdout.write(f"created the demo event {DEMO_CODE} with {len(QUESTIONS)} questions")
-        self._moderator(event)
+        self._moderator(event, reset_password)
 
-    def _moderator(self, event: Event) -> None:
-        """A staff user ``demo`` moderates the demo event; its password comes from DEMO_PASSWORD or is made up."""
+    def _moderator(self, event: Event, reset_password: bool) -> None:
+        """The user ``demo`` moderates the demo event only: its password is printed, so it gets no staff rights.
+
+        Its password is DEMO_PASSWORD when set (applied again when it changed), else generated and
+        printed on the first run and on ``--reset-password``.
+        """
         users = get_user_model()
-        if users.objects.filter(username="demo").exists():
-            event.moderators.add(users.objects.get(username="demo"))
-            return
-        password = os.environ.get("DEMO_PASSWORD") or secrets.token_urlsafe(9)
+        chosen = os.environ.get("DEMO_PASSWORD", "")
+        password = chosen or secrets.token_urlsafe(9)
         with transaction.atomic():
-            user = users.objects.create_user("demo", password=password, is_staff=True)
+            user = users.objects.select_for_update().filter(username="demo").first()
+            if user is None:
+                user = users.objects.create_user("demo", password=password)
+                changed = True
+            elif reset_password or (chosen and not user.check_password(chosen)):
+                user.set_password(password)
+                user.save(update_fields=["password"])
+                changed = True
+            else:
+                changed = False
+            if user.is_staff or user.is_superuser:
+                # Earlier versions made it staff, which moderates every event and opens the admin.
+                user.is_staff = user.is_superuser = False
+                user.save(update_fields=["is_staff", "is_superuser"])
+                self.stdout.write("the demo user is no longer staff: it moderates the demo event only")
             event.moderators.add(user)
-        self.stdout.write(f"moderator login: demo / {password}  (sign in at /accounts/login/)")
+        if not changed:
+            self.stdout.write(
+                "moderator login: demo, password unchanged (python manage.py seed_demo --reset-password "
+                "prints a new one; DEMO_PASSWORD, when set, becomes the password)"
+            )
+            return
+        shown = "the password in DEMO_PASSWORD" if chosen else password
+        self.stdout.write(f"moderator login: demo / {shown}  (sign in at /accounts/login/)")
