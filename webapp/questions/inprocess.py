@@ -61,6 +61,17 @@ def submit_and_wait(question_id: int, timeout: float | None = None) -> bool:
     return True
 
 
+def finish(question_id: int, timeout: float = 120.0) -> None:
+    """Wait for a question handed over here (a command that posts in order, as seed_demo); no-op otherwise."""
+    with _lock:
+        future = _queued.get(question_id)
+    if future is not None:
+        try:
+            future.result(timeout=timeout)
+        except FutureTimeout:
+            log.warning("question %s still processing after %s s", question_id, timeout)
+
+
 def _forget(question_id: int, future: Future) -> None:
     with _lock:
         if _queued.get(question_id) is future:
