@@ -97,3 +97,52 @@ def test_reindex_command_rebuilds_and_processes_pending(capsys):
     index.forget()
     call_command("reindex", "--event", "room", "--json")
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["vectors"] == 1
+
+
+def locked_once(monkeypatch, times: int = 1) -> list[int]:
+    """processing.process_question raises "database is locked" ``times`` times, then runs."""
+    from django.db import OperationalError
+
+    from webapp.questions import processing
+
+    real, calls = processing.process_question, []
+
+    def flaky(question_id: int):
+        calls.append(question_id)
+        if len(calls) <= times:
+            raise OperationalError("database is locked")
+        return real(question_id)
+
+    monkeypatch.setattr(processing, "process_question", flaky)
+    return calls
+
+
+def test_a_locked_database_is_retried_at_once_without_a_broker(monkeypatch):
+    from webapp.questions import inprocess
+
+    monkeypatch.setattr(inprocess, "LOCKED_RETRY_PAUSES_S", (0.01, 0.01, 0.01))
+    event = Event.create("Room", code="ROOM")
+    question = Question.objects.create(event=event, text="Is the keynote recorded?", attendee="a")
+    calls = locked_once(monkeypatch, times=2)
+    inprocess.process_once(question.pk)
+    question.refresh_from_db()
+    assert len(calls) == 3 and question.state == "processed"
+
+    # Locked every time: failed for a transient reason, which the sweeper sends again.
+    other = Question.objects.create(event=event, text="Where is the coffee?", attendee="b")
+    calls = locked_once(monkeypatch, times=100)
+    inprocess.process_once(other.pk)
+    other.refresh_from_db()
+    assert len(calls) == 4 and other.state == "failed" and other.retryable and "locked" in other.last_error
+
+
+def test_a_locked_database_is_retried_by_the_celery_task(monkeypatch, settings):
+    from webapp.questions.tasks import process_question
+
+    settings.QUESTION_MAX_RETRIES = 2
+    event = Event.create("Room", code="ROOM")
+    question = Question.objects.create(event=event, text="Is the keynote recorded?", attendee="a")
+    calls = locked_once(monkeypatch, times=1)
+    process_question.apply((question.pk,))
+    question.refresh_from_db()
+    assert len(calls) == 2 and question.state == "processed"

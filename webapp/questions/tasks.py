@@ -6,7 +6,8 @@ from typing import Any
 from celery import shared_task
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
-from django.db import OperationalError, close_old_connections
+from django.db import OperationalError as DatabaseOperationalError
+from django.db import close_old_connections
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
@@ -25,7 +26,7 @@ def process_question(self, question_id: int) -> None:
     """Embed, score and flag a question; retry transient function failures with backoff."""
     try:
         processing.process_question(question_id)
-    except (FunctionError, OperationalError) as exc:
+    except (FunctionError, DatabaseOperationalError) as exc:
         # A locked database or a lost connection is as transient as a function that is down.
         retryable = exc.retryable if isinstance(exc, FunctionError) else True
         if retryable and self.request.retries < settings.QUESTION_MAX_RETRIES:
