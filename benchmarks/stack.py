@@ -213,8 +213,9 @@ class Stack:
         self._spawn(
             "host",
             [
-                *(sys.executable, "-m", "embeddings.host", "--port", str(self.host_port), "--workers", "2"),
-                *("--timeout", str(self.host_timeout_s), "--delay-file", str(self.delay_file)),
+                # The production host, plus a delay file that set_slow writes (test only).
+                *(sys.executable, "-m", "benchmarks.slow_host", "--delay-file", str(self.delay_file)),
+                *("--port", str(self.host_port), "--workers", "2", "--timeout", str(self.host_timeout_s)),
             ],
         )
         wait_for(lambda: http_get(self.host_url("/healthz"))[0] == 200, 120, "function host", 0.2)

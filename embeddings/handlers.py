@@ -25,6 +25,7 @@ from embeddings.payload import ENCODINGS, encode_vectors
 from embeddings.runtime import Model, Timings, get_model
 
 MAX_TEXTS = 64
+MAX_MODEL_NAME = 100  # a directory name; the file system refuses long ones with an OSError
 
 
 def max_chars() -> int:
@@ -50,6 +51,10 @@ def _texts(event: dict[str, Any]) -> list[str]:
         where = f"texts[{i}]"
         if not isinstance(text, str):
             raise InvalidRequest(f"{where}: must be a string, got {type(text).__name__}", field=where)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # JSON's "\ud800" parses, but no tokenizer takes it
+            raise InvalidRequest(f"{where}: not valid Unicode (lone surrogate)", field=where) from None
         if not text.strip():
             raise InvalidRequest(f"{where}: must not be empty", field=where)
         if len(text) > MAX_CHARS:
@@ -76,6 +81,8 @@ def _model(event: dict[str, Any], task: str, default: str) -> Model:
     name = event.get("model", default)
     if not isinstance(name, str):
         raise InvalidRequest("model: must be a string", field="model")
+    if len(name) > MAX_MODEL_NAME:
+        raise InvalidRequest(f"model: at most {MAX_MODEL_NAME} characters, got {len(name)}", field="model")
     model = get_model(name)
     if model.card.task != task:
         raise InvalidRequest(f"model: {name!r} is a {model.card.task} model, not {task}", field="model")
@@ -157,10 +164,14 @@ def _handle_http(work: Callable[[dict[str, Any], Timings], dict[str, Any]], even
     """Unwrap the JSON body of an HTTP event, and wrap the answer as an HTTP response."""
     body = event.get("body") or ""
     try:
+        if not isinstance(body, str):
+            raise InvalidRequest(f"body: must be a string, got {type(body).__name__}", field="body")
         if event.get("isBase64Encoded"):
             body = base64.b64decode(body).decode("utf-8")
         parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except InvalidRequest as exc:
+        response = _error(exc)
+    except (ValueError, RecursionError):  # bad JSON, base64 or UTF-8; an integer over the digit limit; deep nesting
         response = _error(InvalidRequest("body: not valid JSON", field="body"))
     else:
         response = _handle(work, parsed)

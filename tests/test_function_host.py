@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -18,6 +20,8 @@ from botocore.config import Config
 
 from embeddings.client import get_functions
 from embeddings.errors import FunctionError, InvalidRequest
+from embeddings.host import HostServer, NoFreeWorker, Pool, WorkerDied
+from embeddings.host import main as host_main
 from tests.conftest import ROOT, needs_stsb
 
 
@@ -27,10 +31,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_host(*args: str) -> tuple[subprocess.Popen, str]:
+def start_host(*args: str, module: str = "embeddings.host") -> tuple[subprocess.Popen, str]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "embeddings.host", "--port", str(port), *args],
+        [sys.executable, "-m", module, "--port", str(port), *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -200,7 +204,11 @@ def test_a_call_over_the_timeout_is_answered_and_the_worker_replaced():
 def test_delay_file_slows_every_call_while_it_holds_a_number(tmp_path):
     """The fault benchmarks' "slow functions" (test only): the delay is read per call, in the worker."""
     delay = tmp_path / "delay-s"
-    process, url = start_host("--workers", "1", "--preload", "minilm-l3", "--delay-file", str(delay))
+    with pytest.raises(SystemExit):
+        host_main(["--delay-file", str(delay)])  # the production host has no such hook
+    process, url = start_host(
+        "--workers", "1", "--preload", "minilm-l3", "--delay-file", str(delay), module="benchmarks.slow_host"
+    )
     try:
         functions = get_functions("http", url=url, embedding_model="minilm-l3", timeout=5)
 
@@ -233,31 +241,6 @@ def test_bench_measures_through_the_host(host: str, backend: str):
     assert all(r["throughput_per_s"] > 0 and r["cost_per_million_usd"] > 0.2 for r in result["results"])
 
 
-def test_fuzzed_bodies_never_crash_the_host(host: str):
-    from hypothesis import given, settings
-    from hypothesis import strategies as st
-
-    http = urllib3.PoolManager()
-    events = st.one_of(
-        st.binary(max_size=300),
-        st.dictionaries(
-            st.sampled_from(["texts", "model", "encoding", "x"]),
-            st.one_of(st.none(), st.integers(), st.text(max_size=50), st.lists(st.text(max_size=320), max_size=70)),
-        ).map(lambda d: json.dumps(d).encode()),
-    )
-
-    @settings(max_examples=80, deadline=None)
-    @given(body=events, function=st.sampled_from(["embed", "sentiment"]))
-    def call(body: bytes, function: str) -> None:
-        response = http.request("POST", f"{host}/functions/{function}", body=body)
-        assert response.status in (200, 400), response.data
-        data = json.loads(response.data)
-        assert ("errorType" in data) or ("embeddings" in data) or ("results" in data)
-
-    call()
-    assert healthz(host)["idle"] == 2 and healthz(host)["replaced"] >= 0
-
-
 @needs_stsb
 def test_bench_compares_the_host_with_in_process_calls_side_by_side(host: str):
     from tests.conftest import run_module
@@ -280,3 +263,164 @@ def test_bench_compares_the_host_with_in_process_calls_side_by_side(host: str):
     assert added["requests"] == 40 and added["local_p50_ms"] > 0
     # Each figure is rounded to the microsecond on its own: they may disagree in the last digit.
     assert abs(added["added_p50_ms"] - (added["remote_p50_ms"] - added["local_p50_ms"])) < 0.0015
+
+
+# --- slow clients, busy and missing workers ------------------------------------------------------
+
+READ_TIMEOUT_S = 1.5
+MAX_CONNECTIONS = 16
+HALF_SENT = (
+    b'POST /functions/embed HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n{"texts": [',  # body cut short
+    b"POST /2015-03-31/functions/embed/invocations HTTP/1.1\r\nContent-Le",  # headers cut short
+    b"",  # connected, nothing sent
+)
+
+
+@pytest.fixture(scope="module")
+def guarded_host() -> Iterator[tuple[subprocess.Popen, str]]:
+    process, url = start_host(
+        *("--workers", "1", "--preload", "minilm-l3"),
+        *("--read-timeout", str(READ_TIMEOUT_S), "--max-connections", str(MAX_CONNECTIONS)),
+    )
+    yield process, url
+    stop_host(process)
+
+
+def threads_of(process: subprocess.Popen) -> int:
+    with open(f"/proc/{process.pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("Threads:"))
+
+
+def closed_by_host(sock: socket.socket, wait_s: float) -> bool:
+    """True once the host has closed ``sock`` (without an answer), within ``wait_s``."""
+    sock.settimeout(max(wait_s, 0.001))
+    try:
+        return sock.recv(1024) == b""
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def wait_until(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_300_half_sent_requests_neither_block_a_call_nor_grow_the_threads(guarded_host):
+    process, url = guarded_host
+    slow: list[socket.socket] = []
+    try:
+        for i in range(300):
+            sock = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=5)
+            sock.sendall(HALF_SENT[i % len(HALF_SENT)])
+            slow.append(sock)
+        started = time.monotonic()
+        body = b'{"texts": ["Still answering?"], "model": "minilm-l3"}'
+        response = urllib3.request("POST", url + "/functions/embed", body=body, timeout=5, retries=False)
+        assert response.status == 200 and json.loads(response.data)["dim"] == 384
+        assert time.monotonic() - started < 2
+        # A thread per connection served, MAX_CONNECTIONS at most, beside the main thread.
+        assert threads_of(process) <= MAX_CONNECTIONS + 2
+        deadline = started + READ_TIMEOUT_S + 2
+        still_open = [s for s in slow if not closed_by_host(s, deadline - time.monotonic())]
+        assert still_open == []
+        assert wait_until(lambda: threads_of(process) <= 3, 5), threads_of(process)
+        assert healthz(url)["status"] == "ok"
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+def test_the_read_timeout_bounds_the_whole_request_not_each_read(guarded_host):
+    _, url = guarded_host
+    request = b"POST /functions/embed HTTP/1.1\r\nContent-Length: 200\r\n\r\n" + b" " * 200
+    with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as sock:
+        started = time.monotonic()
+        closed_after = None
+        for byte in request:  # a byte every 0.1 s: every read is quick, the request never ends
+            try:
+                sock.send(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError):
+                closed_after = time.monotonic() - started
+                break
+            if select.select([sock], [], [], 0.1)[0] and closed_by_host(sock, 0.1):
+                closed_after = time.monotonic() - started
+                break
+    assert closed_after is not None and READ_TIMEOUT_S - 0.1 <= closed_after < READ_TIMEOUT_S + 1
+
+
+def test_an_idle_keep_alive_connection_is_closed_and_the_client_reconnects(guarded_host):
+    process, url = guarded_host
+    functions = get_functions("http", url=url, embedding_model="minilm-l3", timeout=5)
+    first = functions.embed(["Is the deck online?"])
+    time.sleep(READ_TIMEOUT_S + 0.5)  # the host closes the connection the client keeps
+    assert abs(functions.embed(["Is the deck online?"]) - first).max() == 0.0
+    assert wait_until(lambda: threads_of(process) <= 3, 5)
+
+
+@pytest.fixture
+def one_worker_host() -> Iterator[tuple[Pool, str]]:
+    """A host in this process, so a test can hold its only worker as a long call would."""
+    pool = Pool(1, {"EMBEDDINGS_PRELOAD": "minilm-l3", "EMBEDDINGS_THREADS": "1"}, timeout=0.5)
+    server = HostServer(("127.0.0.1", 0), pool, read_timeout=5.0, max_connections=8)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield pool, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    pool.close()
+
+
+def test_a_call_that_finds_no_free_worker_within_the_timeout_is_answered_429(one_worker_host):
+    pool, url = one_worker_host
+    event = b'{"texts": ["Anyone free?"], "model": "minilm-l3"}'
+    busy = pool.idle.get()  # the only worker, as if inside a long call
+    try:
+        started = time.monotonic()
+        plain = urllib3.request("POST", url + "/functions/embed", body=event, timeout=5, retries=False)
+        assert plain.status == 429 and json.loads(plain.data)["errorType"] == "TooManyRequestsException"
+        assert 0.5 <= time.monotonic() - started < 2
+        client = lambda_client(url)
+        with pytest.raises(client.exceptions.TooManyRequestsException):
+            client.invoke(FunctionName="embed", Payload=event)
+        with pytest.raises(FunctionError) as info:
+            get_functions("http", url=url, embedding_model="minilm-l3").embed(["Anyone free?"])
+        assert info.value.retryable is True
+    finally:
+        pool.idle.put(busy)
+    assert urllib3.request("POST", url + "/functions/embed", body=event, timeout=5).status == 200
+
+
+def test_workers_that_fail_to_start_leave_calls_answered_and_a_later_call_starts_one():
+    env = {"EMBEDDINGS_PRELOAD": "minilm-l3", "EMBEDDINGS_THREADS": "1"}
+    event = b'{"texts": ["Still there?"], "model": "minilm-l3"}'
+    pool = Pool(1, env, timeout=1.0)
+    try:
+        pool.env = {**env, "EMBEDDINGS_PRELOAD": "no-such-model"}  # a broken deployment: new workers die at init
+        os.kill(pool.pids()[0], signal.SIGKILL)
+        with pytest.raises(WorkerDied):
+            pool.call("embed", event)
+        assert wait_until(lambda: pool.missing == 1, 30)
+        started = time.monotonic()
+        with pytest.raises(NoFreeWorker, match="0 of 1 running"):
+            pool.call("embed", event)
+        assert time.monotonic() - started < 3
+        pool.env = env  # repaired: a call starts the missing worker again
+        answered = []
+
+        def call() -> bool:
+            try:
+                answered.append(pool.call("embed", event))
+            except NoFreeWorker:
+                return False
+            return True
+
+        assert wait_until(call, 60)
+        assert answered[0][0] is True and pool.missing == 0
+    finally:
+        pool.close()
