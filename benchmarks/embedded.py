@@ -42,7 +42,7 @@ def free_port() -> int:
 class Served:
     """``manage.py runserver`` as `make run` starts it, with an event to post to."""
 
-    def __init__(self, tmp: Path, database_url: str, **env: str) -> None:
+    def __init__(self, tmp: Path, database_url: str, create: bool = True, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -57,9 +57,10 @@ class Served:
             "LOG_LEVEL": "WARNING",
             **env,
         }
-        self.manage("migrate", "--noinput")
-        self.manage("create_event", "Load test", "--code", CODE)
-        self.log = open(tmp / "server.log", "w")
+        if create:  # a second server on the same database skips this
+            self.manage("migrate", "--noinput")
+            self.manage("create_event", "Load test", "--code", CODE)
+        self.log = open(tmp / f"server-{self.port}.log", "w")
         self.process = subprocess.Popen(
             [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{self.port}"],
             cwd=ROOT,
@@ -73,7 +74,7 @@ class Served:
                 urllib.request.urlopen(f"{self.url}/healthz", timeout=2).read()
                 break
             except (urllib.error.URLError, ConnectionError, TimeoutError):
-                assert self.process.poll() is None, (tmp / "server.log").read_text()
+                assert self.process.poll() is None, Path(self.log.name).read_text()
                 assert time.monotonic() < deadline, "runserver did not start"
                 time.sleep(0.2)
 

@@ -203,6 +203,18 @@ LOGGING = {
 
 # Celery: a Redis broker when REDIS_URL is set; otherwise tasks run eagerly, in the request.
 REDIS_URL = envstr("REDIS_URL", "")
+# The cache holds the rate-limit counters: with several web processes they must be shared, or each
+# process would count its own and N processes would allow N times the limit.
+CACHE_URL = envstr("CACHE_URL", REDIS_URL)
+if CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "asktwice",
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = False

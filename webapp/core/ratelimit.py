@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from django.core.cache import cache
 from django.http import HttpRequest
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
 
 
 def client_address(request: HttpRequest) -> str:
@@ -17,10 +21,16 @@ def client_address(request: HttpRequest) -> str:
 def allow(scope: str, key: str, limit: int, window_s: int = 60) -> bool:
     """Count one hit for ``key`` in ``scope``; False once it exceeds ``limit`` within the window."""
     bucket = f"ratelimit:{scope}:{key}:{int(time.time() // window_s)}"
-    cache.add(bucket, 0, timeout=window_s * 2)
     try:
-        hits = cache.incr(bucket)
-    except ValueError:  # evicted between add and incr
-        cache.set(bucket, 1, timeout=window_s * 2)
-        hits = 1
+        cache.add(bucket, 0, timeout=window_s * 2)
+        try:
+            hits = cache.incr(bucket)
+        except ValueError:  # evicted between add and incr
+            cache.set(bucket, 1, timeout=window_s * 2)
+            hits = 1
+    except RedisError as exc:
+        # The shared cache (Redis) is down: let the request through rather than refuse the room;
+        # the question is stored as when the broker is down.
+        log.warning("rate limit %s not counted, the cache is unreachable: %s", scope, exc)
+        return True
     return hits <= limit
