@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The full set-up on one machine: PostgreSQL, a Redis broker, two Celery workers, the function host
-# with two warm workers, and the web app, all in the foreground; Ctrl-C stops everything.
+# with two warm workers, and the web app under gunicorn (deploy/gunicorn.conf.py; static files by
+# whitenoise from collectstatic), all in the foreground; Ctrl-C stops everything.
 #   make stack            (or: bash deploy/stack.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,8 @@ psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$db
   || psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE \"$db\""
 
 "$PY" manage.py migrate --noinput
+"$PY" manage.py collectstatic --noinput -v0
+export WHITENOISE_USE_FINDERS=0
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait' EXIT INT TERM
 "$PY" -m embeddings.host --port 9000 --workers 2 & pids+=($!)
@@ -27,6 +30,6 @@ for i in 1 2; do
 done
 for _ in $(seq 100); do curl -sf http://127.0.0.1:9000/healthz >/dev/null && break; sleep 0.2; done
 "$PY" manage.py seed_demo
-echo "AskTwice on http://127.0.0.1:$PORT/e/DEMO/ (PostgreSQL, Redis, 2 Celery workers, function host)"
-"$PY" manage.py runserver "127.0.0.1:$PORT" & pids+=($!)
+echo "AskTwice on http://127.0.0.1:$PORT/e/DEMO/ (PostgreSQL, Redis, 2 Celery workers, function host, gunicorn)"
+PORT=$PORT "$PY" -m gunicorn -c deploy/gunicorn.conf.py webapp.wsgi & pids+=($!)
 wait -n

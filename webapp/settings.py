@@ -126,8 +126,8 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)
-# Serve from the finders in development and tests; collectstatic is for production.
-WHITENOISE_USE_FINDERS = True
+# Serve from the finders in development and tests; production runs collectstatic and sets it to 0.
+WHITENOISE_USE_FINDERS = envbool("WHITENOISE_USE_FINDERS", True)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "events:mine"
