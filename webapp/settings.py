@@ -258,6 +258,9 @@ QUESTION_SWEEP_IN_WEB = envbool("QUESTION_SWEEP_IN_WEB", CELERY_TASK_ALWAYS_EAGE
 # An event's FAISS index is exact (flat) below this many vectors and an HNSW graph from there
 # (webapp/questions/index.py; the measurements behind the default are in docs/app.md).
 INDEX_HNSW_MIN_VECTORS = envint("INDEX_HNSW_MIN_VECTORS", 50_000, minimum=1)
+# Each process caches the indexes of the events it served, least recently used dropped past this
+# many vectors in all (about 1.5 KB each: 200,000 is some 300 MB; python -m benchmarks.index_cache).
+INDEX_CACHE_MAX_VECTORS = envint("INDEX_CACHE_MAX_VECTORS", 200_000, minimum=1)
 
 # Rate limits on the public endpoints, per attendee (the per-address limits are ten times these).
 POSTS_PER_MINUTE = envint("POSTS_PER_MINUTE", 6, minimum=1)

@@ -13,6 +13,7 @@ bench_index`` measures both (figures in docs/app.md).
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
 
@@ -174,7 +175,10 @@ class _Cached:
     max_id: int  # never below the highest id in the index, so appending never adds an id twice
 
 
-_cache: dict[int, _Cached] = {}
+# Least recently used first. The cache is bounded by the vectors it holds (INDEX_CACHE_MAX_VECTORS,
+# 1.5 KB each at 384 dimensions): a process that has served many events drops the ones it used
+# longest ago, and rebuilds one from the database if it comes back.
+_cache: OrderedDict[int, _Cached] = OrderedDict()
 # One lock per event: building a large event's HNSW graph takes seconds and must not hold up the
 # searches of every other event in the process.
 _event_locks: dict[int, threading.Lock] = {}
@@ -233,14 +237,32 @@ def event_index(event_id: int, dim: int = 384) -> VectorIndex:
     with _event_lock(event_id):
         cached = _cache.get(event_id)
         if cached and cached.count == count and cached.max_id == max_id:
-            return cached.index
+            return _used(event_id, cached).index
         if cached and _catch_up(event_id, cached, count, max_id):
-            return cached.index
+            return _used(event_id, cached).index
         ids, vectors = _rows(event_id)
         index = VectorIndex(vectors.shape[1] if len(ids) else dim)
         index.add(ids, vectors)
-        _cache[event_id] = _Cached(index, len(index), int(ids.max()) if len(ids) else 0)
-        return index
+        return _used(event_id, _Cached(index, len(index), int(ids.max()) if len(ids) else 0)).index
+
+
+def _used(event_id: int, cached: _Cached) -> _Cached:
+    """Keep ``cached`` as the most recently used, and drop the least recently used past the bound."""
+    with _lock:
+        _cache[event_id] = cached
+        _cache.move_to_end(event_id)
+        budget = settings.INDEX_CACHE_MAX_VECTORS
+        total = sum(c.count for c in _cache.values())
+        while total > budget and len(_cache) > 1:
+            _, dropped = _cache.popitem(last=False)
+            total -= dropped.count
+    return cached
+
+
+def cached_vectors() -> tuple[int, int]:
+    """(events, vectors) this process holds in its index cache."""
+    with _lock:
+        return len(_cache), sum(c.count for c in _cache.values())
 
 
 def forget(event_id: int | None = None) -> None:
