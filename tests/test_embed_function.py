@@ -18,6 +18,21 @@ REFERENCE = json.loads((ROOT / "tests" / "data" / "reference_vectors.json").read
 GOLDEN_L6 = [-0.0744, -0.0705, -0.0167, -0.0282, 0.0492]
 
 
+def has_vnni() -> bool:
+    """ONNX Runtime's int8 kernels differ by CPU: with VNNI (vpdpbusd) the products sum exactly; the
+    AVX2 kernel (vpmaddubsw) saturates pairs of u8 x s8 products at 16 bits, so the same model gives
+    slightly different vectors there (seen 2026-12-04 on an AVX2-only AMD EPYC: mean cosine to fp32
+    0.988, golden numbers off by up to 0.011)."""
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+VNNI = has_vnni()
+
+
 def embed(texts: list[str], **extra) -> dict:
     response = handlers.embed({"texts": texts, **extra}, None)
     assert "errorType" not in response, response
@@ -43,7 +58,7 @@ def test_response_shape_and_unit_vectors():
 
 def test_golden_values_of_the_default_model():
     v = vectors([REFERENCE["sentences"][0]])
-    assert np.allclose(v[0, :5], GOLDEN_L6, atol=1e-3)
+    assert np.allclose(v[0, :5], GOLDEN_L6, atol=1e-3 if VNNI else 2e-2)
 
 
 @pytest.mark.parametrize("model", ["minilm-l6", "minilm-l3"])
@@ -54,7 +69,7 @@ def test_int8_model_stays_close_to_its_fp32_original(model):
     for sentence, reference in zip(REFERENCE["sentences"], REFERENCE[model]):
         cosines.append(float(vectors([sentence], model=model)[0] @ np.asarray(reference)))
         assert cosines[-1] > 0.97, sentence
-    assert np.mean(cosines) > 0.99
+    assert np.mean(cosines) > (0.99 if VNNI else 0.98)
 
 
 @pytest.mark.parametrize("model", ["minilm-l6", "minilm-l3"])
