@@ -111,6 +111,7 @@ class Stack:
             "LOG_LEVEL": "INFO",
             # Every simulated attendee is 127.0.0.1: per-address limits would throttle the crowd.
             "POSTS_PER_MINUTE_PER_ADDRESS": "1000000",
+            "ATTENDEE_IDS_PER_MINUTE_PER_ADDRESS": "1000000",
             "VOTES_PER_MINUTE": "100000",
             "SIMILAR_PER_MINUTE": "100000",
             **(env or {}),
