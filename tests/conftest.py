@@ -99,3 +99,14 @@ def _processing_waits_in_tests(settings):
     """
     settings.QUESTION_INLINE_WAIT_S = 120
     settings.QUESTION_SWEEP_IN_WEB = False
+
+
+def attendee_client(code: str = "ALLHANDS", **defaults: Any):
+    """A test client that opened the event page of ``code``: it holds the attendee identity the page
+    gives, and has joined that event (the API refuses votes and posts without one)."""
+    from django.test import Client
+
+    client = Client(**defaults)
+    response = client.get(f"/e/{code}/")
+    assert response.status_code == 200 and "attendee" in response.cookies, response.status_code
+    return client

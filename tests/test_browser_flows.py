@@ -205,3 +205,32 @@ def test_moderator_of_another_event_is_refused(event: Event, new_page):
     assert response is not None and response.status == 403
     expect(page.locator("h1")).to_have_text("Forbidden")
     assert page.goto("/e/OTHER/moderate/").status == 200
+
+
+def test_a_page_without_an_identity_reads_but_cannot_ask_or_vote(event: Event, new_page, settings):
+    actions.submit_question(event, ORIGINAL, attendee="someone-else")
+    settings.ATTENDEE_IDS_PER_MINUTE_PER_ADDRESS = 1
+    first = new_page()
+    first.goto(f"/e/{CODE}/")
+    late = new_page()
+    late.goto(f"/e/{CODE}/")  # the address's one new identity this minute went to the first page
+    expect(question_item(late, ORIGINAL)).to_be_visible()
+    expect(late.locator("#busy-note")).to_be_visible()
+    expect(late.locator("#ask-text")).to_be_disabled()
+    expect(question_item(late, ORIGINAL).locator("button.vote")).to_be_disabled()
+    expect(first.locator("#busy-note")).to_be_hidden()
+    question_item(first, ORIGINAL).locator("button.vote").click()
+    expect(question_item(late, ORIGINAL).locator(".vote-count")).to_have_text("1")  # the poll still reads
+
+
+def test_a_page_whose_identity_is_gone_says_to_reload(event: Event, new_page):
+    actions.submit_question(event, ORIGINAL, attendee="someone-else")
+    page = new_page()
+    page.goto(f"/e/{CODE}/")
+    page.context.clear_cookies(name="attendee")
+    question_item(page, ORIGINAL).locator("button.vote").click()
+    expect(page.locator("#ask-status")).to_have_text("This page lost your attendee identity: reload it to ask or vote.")
+    page.reload()
+    question_item(page, ORIGINAL).locator("button.vote").click()
+    expect(question_item(page, ORIGINAL).locator(".vote-count")).to_have_text("1")
+    assert Question.objects.get(text=ORIGINAL).vote_count == 1

@@ -83,3 +83,32 @@ def test_healthz_reports_database_and_models(client: Client):
     data = client.get("/healthz").json()
     assert data["status"] == "ok"
     assert "minilm-l6" in data["models"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"a": "bad \\ud800 surrogate", "b": "fine"}', "a"),
+        (b"[" * 50_000 + b"]" * 50_000, "body"),
+        (b'{"a": ' + b"1" * 5_001 + b', "b": "fine"}', "body"),
+        (b'{"a": "fine", "b": ["not", "text"]}', "b"),
+        ('{"a": "Fine?", "b": "\u200b\u200d\u2060\ufeff\u00ad\u202a\u2069"}'.encode(), "b"),
+        (json.dumps({"a": "Fine?", "b": "nul\x00char"}).encode(), "b"),
+    ],
+)
+def test_api_compare_hostile_bodies_are_400_naming_the_field(client: Client, body: bytes, field: str):
+    response = client.post("/api/compare", body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    data = response.json()
+    assert data["field"] == field and data["error"].startswith(f"{field}:")
+
+
+def test_compare_cleans_the_text_before_checking_it(client: Client):
+    zero_width = "\u200b\u200c\u200d\u2060\ufeff"
+    response = client.post("/", {"a": zero_width, "b": zero_width})
+    assert response.status_code == 400 and "This field is required" in response.content.decode()
+    padded = {"a": PARAPHRASES["a"] + "\u200b" * 300, "b": "\u202e" + PARAPHRASES["b"].replace(" ", " \u00ad")}
+    response = client.post("/api/compare", json.dumps(padded), content_type="application/json")
+    assert response.status_code == 200
+    plain = client.post("/api/compare", json.dumps(PARAPHRASES), content_type="application/json").json()
+    assert response.json()["similarity"] == plain["similarity"]

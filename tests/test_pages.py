@@ -14,6 +14,7 @@ import qrcode.image.svg
 from django.contrib.auth.models import User
 from django.test import Client
 
+from tests.conftest import attendee_client
 from webapp.events.models import Event
 from webapp.questions.export import COLUMNS
 from webapp.questions.models import Question
@@ -77,6 +78,30 @@ def test_attendee_page_renders_in_any_letter_case(client: Client, event: Event):
     assert data["urls"]["vote"] == "/api/questions/0/vote"
     # The attendee id comes with the page, so the first calls of the page share it.
     assert "attendee" in response.cookies and "csrftoken" in response.cookies
+    assert data["identity"] is True and "hidden" in tag(response, "p", "busy-note")
+
+
+@pytest.mark.parametrize("secure", [True, False])
+def test_attendee_cookie_is_secure_when_cookies_should_be(client: Client, event: Event, settings, secure: bool):
+    settings.SESSION_COOKIE_SECURE = secure
+    cookie = client.get("/e/ALLHANDS/").cookies["attendee"]
+    assert bool(cookie["secure"]) is secure
+    assert cookie["httponly"] and cookie["samesite"] == "Lax"
+
+
+def test_past_its_share_of_identities_an_address_gets_a_page_that_only_reads(
+    client: Client, event: Event, settings, still_clock
+):
+    settings.ATTENDEE_IDS_PER_MINUTE_PER_ADDRESS = 1
+    add_question(event, "Visible one?")
+    assert "attendee" in Client().get("/e/ALLHANDS/").cookies
+    response = client.get("/e/ALLHANDS/")
+    assert response.status_code == 200 and "attendee" not in response.cookies
+    assert "Visible one?" in response.content.decode()
+    assert page_data(response)["identity"] is False
+    assert "disabled" in tag(response, "fieldset", "ask-fields")
+    assert "hidden" not in tag(response, "p", "busy-note")
+    assert 'data-action="vote" disabled' in response.content.decode()
 
 
 def test_attendee_page_lists_only_public_questions(client: Client, event: Event):
@@ -222,7 +247,7 @@ def test_home_page_joins_an_event_by_code(client: Client, event: Event):
 
 @pytest.mark.django_db(transaction=True)
 def test_dashboard_api_counts_processed_questions_and_verdicts(moderator: Client, event: Event):
-    asker = Client()
+    asker = attendee_client()
     for text in (
         "Will the slides be shared after the talk?",
         "Are you going to share the slides afterwards?",

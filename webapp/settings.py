@@ -273,3 +273,9 @@ if BROKER_VISIBILITY_TIMEOUT_S <= max(CELERY_TASK_TIME_LIMIT, QUESTION_RETRY_BAC
         "BROKER_VISIBILITY_TIMEOUT_S must exceed CELERY_TASK_TIME_LIMIT and the longest retry countdown "
         f"({max(CELERY_TASK_TIME_LIMIT, QUESTION_RETRY_BACKOFF_MAX_S)} s)"
     )
+
+# Attendee identities (webapp/questions/attendees.py)
+# New attendee ids the event page gives one client address a minute. An id is what makes a vote
+# count once, so this bounds how many voters one machine can become; a venue behind one NAT address
+# joins over a few minutes (past the limit, the page reads but cannot ask or vote until a reload).
+ATTENDEE_IDS_PER_MINUTE_PER_ADDRESS = envint("ATTENDEE_IDS_PER_MINUTE_PER_ADDRESS", 60, minimum=1)

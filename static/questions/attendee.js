@@ -9,6 +9,8 @@
   const POLL_MS = 1500;
   const SUGGEST_DELAY_MS = 300;
   const SUGGEST_MIN_CHARS = 8;
+  // A 403 from a vote or a post: the attendee cookie is gone or no longer valid; the page gives a new one.
+  const RELOAD = "This page lost your attendee identity: reload it to ask or vote.";
 
   const $ = (id) => document.getElementById(id);
   const form = $("ask-form");
@@ -25,7 +27,7 @@
   const votedKey = `asktwice.voted.${page.code}`;
   const voted = new Set(readJson(votedKey, []));
   let sort = localStorage.getItem("asktwice.sort") === "time" ? "time" : "votes";
-  let open = page.open;
+  let open = page.open && page.identity;
   let latest = null; // the last listing from the server
   let suggestions = [];
   let suggestSeq = 0;
@@ -176,10 +178,12 @@
     );
   }
 
+  // Without an identity (the page gives none past its share for one network address) the page
+  // only reads: asking and voting are refused by the server.
   function applyOpen(event) {
-    open = event.open;
+    open = event.open && page.identity;
     fields.disabled = !open;
-    $("closed-note").hidden = open;
+    $("closed-note").hidden = event.open;
     const title = $("event-title");
     if (title.textContent !== event.title) title.textContent = event.title;
   }
@@ -206,7 +210,7 @@
       render();
       return true;
     }
-    say(`Could not vote: ${res.data.error}`, "error");
+    say(res.status === 403 ? RELOAD : `Could not vote: ${res.data.error}`, "error");
     poller.now();
     return false;
   }
@@ -285,7 +289,7 @@
     const res = await Live.call("POST", urls.questions, { text, name });
     submit.disabled = false;
     if (!res.ok) {
-      say(res.data.error, "error");
+      say(res.status === 403 ? RELOAD : res.data.error, "error");
       (res.data.field === "name" ? nameInput : textarea).focus();
       return;
     }

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from functools import cache
 from typing import Any
 
@@ -15,6 +14,7 @@ from embeddings.errors import FunctionError
 from webapp.core import ratelimit
 from webapp.core.forms import CompareForm
 from webapp.core.inference import functions, model_thresholds
+from webapp.core.jsonapi import ApiError, api, body_json
 from webapp.events.codes import is_valid, normalise
 from webapp.events.models import Event
 
@@ -91,24 +91,23 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @require_http_methods(["POST"])
-def api_compare(request: HttpRequest) -> JsonResponse:
+@api
+def api_compare(request: HttpRequest) -> tuple[dict[str, Any], int]:
     """``POST {"a": "...", "b": "..."}`` -> similarity, duplicate/related/unrelated, sentiment."""
     if not ratelimit.allow("compare", ratelimit.client_address(request), COMPARE_LIMIT_PER_MINUTE):
-        return JsonResponse({"error": "too many requests"}, status=429)
-    try:
-        body = json.loads(request.body or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return JsonResponse({"error": "body: not valid JSON"}, status=400)
-    if not isinstance(body, dict):
-        return JsonResponse({"error": "body: must be a JSON object"}, status=400)
+        raise ApiError(429, "too many requests")
+    body = body_json(request)
+    for field in ("a", "b"):
+        if body.get(field) is not None and not isinstance(body[field], str):
+            raise ApiError(400, f"{field}: must be a string", field)
     form = CompareForm(body)
     if not form.is_valid():
         field, errors = next(iter(form.errors.items()))
-        return JsonResponse({"error": f"{field}: {errors[0]}", "field": field}, status=400)
+        raise ApiError(400, f"{field}: {errors[0]}", field)
     try:
-        return JsonResponse(compare(form.cleaned_data["a"], form.cleaned_data["b"]))
+        return compare(form.cleaned_data["a"], form.cleaned_data["b"]), 200
     except FunctionError as exc:
-        return JsonResponse({"error": exc.message}, status=503 if exc.retryable else 400)
+        raise ApiError(503 if exc.retryable else 400, exc.message) from None
 
 
 @require_GET

@@ -1,8 +1,12 @@
-"""The JSON API: the same data as the pages. Bad input is a 400 naming the field, never a 500."""
+"""The JSON API: the same data as the pages. Bad input is a 400 naming the field, never a 500.
+
+Reading an event's questions takes its join code (in the path) or having joined it on the event page
+(the attendee cookie records the events joined); voting and asking take an attendee identity, which
+only the event page gives (webapp/questions/attendees.py).
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -12,70 +16,37 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from embeddings.errors import FunctionError
-from webapp.core import ratelimit
+from webapp.core import jsonapi, ratelimit
 from webapp.core.inference import functions
-from webapp.events.codes import normalise
+from webapp.core.jsonapi import ApiError, body_json, text_field
+from webapp.events.codes import is_valid, normalise
 from webapp.events.models import Event
 from webapp.questions import actions
-from webapp.questions.attendees import attendee_id, remember
+from webapp.questions.attendees import Attendee, attendee_id, current
 from webapp.questions.models import MAX_NAME_CHARS, MAX_QUESTION_CHARS, Flag, Question, Vote
 from webapp.questions.serialize import flag_json, flags_json, question_json
 from webapp.questions.similarity import find_matches
 
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.field = status, message, field
+NO_IDENTITY = "no attendee identity: open the event page first (GET /e/<code>/ sets the attendee cookie)"
 
 
-def api(view: Callable[..., Any]) -> Callable[..., JsonResponse]:
-    """JSON in and out; ApiError and ActionError become 4xx answers; sets the attendee cookie."""
+def api(view: Callable[..., tuple[dict[str, Any], int]]) -> Callable[..., JsonResponse]:
+    """webapp.core.jsonapi.api, and an ActionError becomes a 409 (or a 400 when it names a field)."""
 
+    @jsonapi.api
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> tuple[dict[str, Any], int]:
         try:
-            data, status = view(request, *args, **kwargs)
-            response = JsonResponse(data, status=status)
-        except ApiError as exc:
-            body = {"error": exc.message} | ({"field": exc.field} if exc.field else {})
-            response = JsonResponse(body, status=exc.status)
+            return view(request, *args, **kwargs)
         except actions.ActionError as exc:
-            body = {"error": exc.message} | ({"field": exc.field} if exc.field else {})
-            response = JsonResponse(body, status=409 if exc.field is None else 400)
-        return remember(request, response)
+            raise ApiError(409 if exc.field is None else 400, exc.message, exc.field) from None
 
     return wrapper
 
 
-def body_json(request: HttpRequest) -> dict[str, Any]:
-    try:
-        data = json.loads(request.body or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ApiError(400, "body: not valid JSON", "body") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "body: must be a JSON object", "body")
-    return data
-
-
-def text_field(data: dict[str, Any], name: str, max_chars: int, required: bool) -> str:
-    value = data.get(name, "")
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise ApiError(400, f"{name}: must be a string", name)
-    value = " ".join(value.split())
-    if required and not value:
-        raise ApiError(400, f"{name}: required", name)
-    if len(value) > max_chars:
-        raise ApiError(400, f"{name}: at most {max_chars} characters", name)
-    if any(ord(c) < 32 for c in value):
-        raise ApiError(400, f"{name}: control characters are not allowed", name)
-    return value
-
-
 def get_event(code: str) -> Event:
-    event = Event.objects.filter(code=normalise(code)).first()
+    code = normalise(code)
+    event = Event.objects.filter(code=code).first() if is_valid(code) else None
     if event is None:
         raise ApiError(404, "no event with that code")
     return event
@@ -93,48 +64,70 @@ def require_moderator(request: HttpRequest, event: Event) -> None:
         raise ApiError(403, "you do not moderate this event")
 
 
+def require_attendee(request: HttpRequest) -> Attendee:
+    """The attendee behind a vote or a post; none, or a cookie that fails its signature, is a 403."""
+    attendee = current(request)
+    if attendee is None:
+        raise ApiError(403, NO_IDENTITY)
+    return attendee
+
+
 def limit(request: HttpRequest, scope: str, per_attendee: int, per_address: int) -> None:
-    """Fixed-window limits per attendee and per address (a new cookie does not reset the second)."""
-    if not ratelimit.allow(scope, attendee_id(request), per_attendee) or not ratelimit.allow(
-        scope + ":ip", ratelimit.client_address(request), per_address
-    ):
+    """Fixed-window limits per attendee and per address (a new cookie does not reset the second).
+
+    A request without an identity counts under its address for both.
+    """
+    address = ratelimit.client_address(request)
+    key = attendee_id(request) or "address:" + address
+    if not ratelimit.allow(scope, key, per_attendee) or not ratelimit.allow(scope + ":ip", address, per_address):
         raise ApiError(429, "too many requests: slow down")
 
 
 def can_see(request: HttpRequest, question: Question) -> bool:
-    if question.status == Question.Status.VISIBLE:
+    """Moderators see their events' questions; an attendee their own, and the visible questions of
+    the events they joined. A question they may not see answers 404, as an unknown one does."""
+    if question.event.is_moderator(request.user):
         return True
-    return question.attendee == attendee_id(request) or question.event.is_moderator(request.user)
+    attendee = current(request)
+    if attendee is None:
+        return False
+    if question.attendee == attendee.id:
+        return True
+    return question.status == Question.Status.VISIBLE and attendee.joined(question.event.code)
 
 
 @require_http_methods(["GET", "POST"])
 @api
 def event_questions(request: HttpRequest, code: str) -> tuple[dict[str, Any], int]:
     event = get_event(code)
-    me = attendee_id(request)
     if request.method == "POST":
+        me = require_attendee(request)
         data = body_json(request)
         text = text_field(data, "text", MAX_QUESTION_CHARS, required=True)
         name = text_field(data, "name", MAX_NAME_CHARS, required=False)
         if not name and not event.anonymous_allowed:
             raise ApiError(400, "name: this event asks for a name", "name")
         limit(request, "post", settings.POSTS_PER_MINUTE, settings.POSTS_PER_MINUTE_PER_ADDRESS)
-        question = actions.submit_question(event, text, me, name)
+        question = actions.submit_question(event, text, me.id, name)
         question.refresh_from_db()
-        return question_json(question, me), 201
+        return question_json(question, me.id), 201
     sort = request.GET.get("sort", "votes")
     if sort not in ("votes", "time"):
         raise ApiError(400, "sort: votes or time", "sort")
     public = Question.objects.for_event(event).public()
     public = public.by_votes() if sort == "votes" else public.by_time()
     public_rows = list(public[:500])
-    mine = Question.objects.for_event(event).filter(attendee=me).exclude(status=Question.Status.VISIBLE)
-    mine_rows = list(mine.order_by("-created_at")[:50])
+    me = attendee_id(request)
+    mine_rows: list[Question] = []
+    voted: set[int] = set()
+    if me is not None:
+        mine = Question.objects.for_event(event).filter(attendee=me).exclude(status=Question.Status.VISIBLE)
+        mine_rows = list(mine.order_by("-created_at")[:50])
+        voted = set(Vote.objects.filter(question__event=event, attendee=me).values_list("question_id", flat=True))
     # Race: a question merged or hidden between the two queries would be in both lists (each
     # statement reads its own snapshot on PostgreSQL), and the page would show it twice. The
     # second query is the newer state.
     newer = {q.pk for q in mine_rows}
-    voted = set(Vote.objects.filter(question__event=event, attendee=me).values_list("question_id", flat=True))
     return {
         "event": {"code": event.code, "title": event.title, "open": event.is_open},
         "questions": [question_json(q, me, voted=q.pk in voted) for q in public_rows if q.pk not in newer],
@@ -149,20 +142,23 @@ def question_detail(request: HttpRequest, pk: int) -> tuple[dict[str, Any], int]
     if not can_see(request, question):
         raise ApiError(404, "no such question")
     me = attendee_id(request)
-    voted = Vote.objects.filter(question=question, attendee=me).exists()
-    data = question_json(question, me, moderator=question.event.is_moderator(request.user), voted=voted)
-    data["flags"] = flags_json(question)
+    voted = me is not None and Vote.objects.filter(question=question, attendee=me).exists()
+    moderator = question.event.is_moderator(request.user)
+    data = question_json(question, me, moderator=moderator, voted=voted)
+    data["flags"] = flags_json(question, moderator=moderator)
     return data, 200
 
 
 @require_POST
 @api
 def question_vote(request: HttpRequest, pk: int) -> tuple[dict[str, Any], int]:
+    me = require_attendee(request)
     question = get_question(pk)
-    if not can_see(request, question):
+    # Only the events joined on their page: a vote takes no join code.
+    if not (me.joined(question.event.code) and can_see(request, question)):
         raise ApiError(404, "no such question")
     limit(request, "vote", settings.VOTES_PER_MINUTE, settings.VOTES_PER_MINUTE * 10)
-    added = actions.vote(question, attendee_id(request))
+    added = actions.vote(question, me.id)
     question.refresh_from_db(fields=["vote_count"])
     return {"id": question.pk, "votes": question.vote_count, "voted": True, "added": added}, 200
 

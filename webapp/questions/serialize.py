@@ -35,17 +35,15 @@ def question_json(
     return data
 
 
-def flags_json(question: Question) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": f.pk,
-            "kind": f.kind,
-            "similarity": round(f.similarity, 4),
-            "matched_id": f.matched_id,
-            "status": f.status,
-        }
-        for f in question.flags.all()
-    ]
+def flags_json(question: Question, moderator: bool = False) -> list[dict[str, Any]]:
+    """The flags raised for ``question``; their verdicts (``status``) are for moderators only."""
+    flags = []
+    for f in question.flags.all():
+        data = {"id": f.pk, "kind": f.kind, "similarity": round(f.similarity, 4), "matched_id": f.matched_id}
+        if moderator:
+            data["status"] = f.status
+        flags.append(data)
+    return flags
 
 
 def flag_json(flag: Flag) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from webapp.events.codes import is_valid, normalise
 from webapp.events.models import Event
-from webapp.questions.attendees import attendee_id, remember
+from webapp.questions.attendees import join, remember
 from webapp.questions.models import MAX_NAME_CHARS, MAX_QUESTION_CHARS, Question
 
 # Moderators need not be staff: they sign in at /accounts/login/, not the admin's form.
@@ -61,24 +61,26 @@ def _event_urls(event: Event) -> dict[str, str]:
 
 @require_GET
 def attendee(request: HttpRequest, code: str) -> HttpResponse:
+    """The event's page; it gives the attendee their identity (the only place that does) and records
+    that they joined this event. Past its address's share of new identities, the page only reads."""
     event = get_event_or_404(code)
+    identity = join(request, event.code) is not None
     questions = Question.objects.for_event(event).public().by_votes()[:200]
     context = {
         "event": event,
         "questions": questions,
+        "identity": identity,
         "max_chars": MAX_QUESTION_CHARS,
         "max_name_chars": MAX_NAME_CHARS,
         "page_data": {
             "code": event.code,
             "open": event.is_open,
+            "identity": identity,
             "anonymous": event.anonymous_allowed,
             "maxChars": MAX_QUESTION_CHARS,
             "urls": _event_urls(event),
         },
     }
-    # Give the attendee their id now: the first poll, the first "similar" call and the first post
-    # may race, and each would otherwise mint a different id.
-    attendee_id(request)
     return remember(request, render(request, "questions/attendee.html", context))
 
 
