@@ -48,6 +48,8 @@ def wait_until(condition, timeout: float = 30.0) -> None:
 
 
 def ask(client: Client, text: str) -> int:
+    if "attendee" not in client.cookies:
+        client.get("/e/LIVE/")  # the attendee identity the event page gives
     response = client.post("/api/events/LIVE/questions", json.dumps({"text": text}), content_type="application/json")
     assert response.status_code == 201
     return response.json()["id"]

@@ -226,7 +226,10 @@ SWEEPER = {"QUESTION_SWEEP_INTERVAL_S": "1", "QUESTION_RESEND_AFTER_S": "2"}
 
 
 def ask(text: str, client: Client | None = None) -> int:
-    response = (client or Client()).post(
+    if client is None:
+        client = Client()
+        client.get("/e/LIVE/")  # the attendee identity the event page gives
+    response = client.post(
         "/api/events/LIVE/questions", json.dumps({"text": text}), content_type="application/json"
     )
     assert response.status_code == 201, response.content
