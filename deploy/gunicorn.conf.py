@@ -13,6 +13,10 @@ import os
 
 bind = os.environ.get("BIND", f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}")
 workers = int(os.environ.get("WEB_WORKERS", str(min(4, multiprocessing.cpu_count() + 1))))
+if not (os.environ.get("CACHE_URL") or os.environ.get("REDIS_URL")):
+    # Rate limits and the pages' live versions live in the cache: without a shared one (Redis),
+    # each process would keep its own, so one process serves (with threads).
+    workers = 1
 worker_class = "gthread"
 threads = int(os.environ.get("WEB_THREADS", "8"))
 # A request that takes this long is a stuck worker: gunicorn restarts it.

@@ -26,6 +26,8 @@ def gunicorn(tmp_path: Path):
         "WHITENOISE_USE_FINDERS": "0",
         "PORT": str(port),
         "WEB_WORKERS": "2",
+        # Several processes need a shared cache (without one gunicorn.conf.py starts one process).
+        "CACHE_URL": "redis://127.0.0.1:6379/14",
         "WEB_THREADS": "4",
     }
     for args in (["migrate", "--noinput", "-v0"], ["collectstatic", "--noinput", "-v0"]):

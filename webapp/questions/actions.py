@@ -9,6 +9,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from webapp.events.models import Event
+from webapp.questions import live
 from webapp.questions.models import Flag, Question, Vote
 
 
@@ -36,6 +37,7 @@ def submit_question(event: Event, text: str, attendee: str, author_name: str = "
         question = Question.objects.create(
             event=event, text=text, attendee=attendee, author_name=author_name, status=status
         )
+        live.changed(event.code)
         transaction.on_commit(partial(enqueue, question.pk))
     return question
 
@@ -47,6 +49,7 @@ def retry_processing(question: Question) -> None:
         Question.objects.filter(pk=question.pk, state=Question.State.FAILED).update(
             state=Question.State.PENDING, last_error="", enqueued_at=timezone.now()
         )
+        live.changed(question.event.code)
         transaction.on_commit(partial(enqueue, question.pk))
 
 
@@ -60,6 +63,7 @@ def vote(question: Question, attendee: str) -> bool:
         with transaction.atomic():
             Vote.objects.create(question=question, attendee=attendee)
             Question.objects.filter(pk=question.pk).update(vote_count=F("vote_count") + 1)
+            live.changed(question.event.code)
     except IntegrityError:
         return False
     return True
@@ -73,7 +77,9 @@ def merge(duplicate: Question, original: Question, moderator) -> None:
     """Hide ``duplicate`` behind ``original``: its votes move over, its asker can follow the link."""
     if duplicate.pk == original.pk or duplicate.event_id != original.event_id:
         raise ActionError("a question merges into another question of the same event")
+    code = duplicate.event.code
     with transaction.atomic():
+        live.changed(code)
         # Race: a vote arriving during the merge must not be lost or counted twice; lock both rows.
         locked = Question.objects.select_for_update().in_bulk([duplicate.pk, original.pk])
         duplicate, original = locked[duplicate.pk], locked[original.pk]
@@ -100,6 +106,7 @@ def merge_flag(flag: Flag, moderator) -> None:
         raise ActionError(f"this flag is already {flag.status}")
     merge(flag.question, flag.matched, moderator)
     Flag.objects.filter(pk=flag.pk).update(status=Flag.Status.MERGED, decided_by=moderator, decided_at=timezone.now())
+    live.changed(flag.question.event.code)
 
 
 def dismiss_flag(flag: Flag, moderator) -> None:
@@ -109,6 +116,7 @@ def dismiss_flag(flag: Flag, moderator) -> None:
     )
     if not updated:
         raise ActionError("this flag is already decided")
+    live.changed(flag.question.event.code)
 
 
 MODERATION_ACTIONS = ("approve", "hide", "show", "answer", "unanswer", "pin", "unpin", "retry")
@@ -134,3 +142,4 @@ def moderate(question: Question, action: str) -> None:
         "unpin": {"pinned": False},
     }[action]
     Question.objects.filter(pk=question.pk).update(**changes)
+    live.changed(question.event.code)

@@ -13,7 +13,8 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.utils.cache import patch_cache_control
+from django.views.decorators.http import condition, require_GET, require_http_methods, require_POST
 
 from embeddings.errors import FunctionError
 from webapp.core import jsonapi, ratelimit
@@ -21,7 +22,7 @@ from webapp.core.inference import functions
 from webapp.core.jsonapi import ApiError, body_json, text_field
 from webapp.events.codes import is_valid, normalise
 from webapp.events.models import Event
-from webapp.questions import actions
+from webapp.questions import actions, live
 from webapp.questions.attendees import Attendee, attendee_id, current
 from webapp.questions.models import MAX_NAME_CHARS, MAX_QUESTION_CHARS, Flag, Question, Vote
 from webapp.questions.serialize import flag_json, flags_json, question_json
@@ -96,7 +97,32 @@ def can_see(request: HttpRequest, question: Question) -> bool:
     return question.status == Question.Status.VISIBLE and attendee.joined(question.event.code)
 
 
+def list_etag(request: HttpRequest, code: str) -> str | None:
+    """The list's ETag: the event's live version, who asks and the sort (webapp/questions/live.py)."""
+    code = normalise(code)
+    if request.method != "GET" or not is_valid(code):
+        return None
+    return live.etag(code, attendee_id(request), request.GET.get("sort", "votes"))
+
+
+def no_cache(view: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
+    """Browsers keep the answer but ask again each time, sending its ETag (a 304 when unchanged)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+        response = view(request, *args, **kwargs)
+        if request.method == "GET":
+            patch_cache_control(response, private=True, no_cache=True)
+            if response.status_code not in (200, 304):
+                del response["ETag"]  # an error is not a state to revalidate against
+        return response
+
+    return wrapper
+
+
 @require_http_methods(["GET", "POST"])
+@no_cache
+@condition(etag_func=list_etag)
 @api
 def event_questions(request: HttpRequest, code: str) -> tuple[dict[str, Any], int]:
     event = get_event(code)

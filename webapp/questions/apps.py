@@ -6,3 +6,8 @@ from django.apps import AppConfig
 class QuestionsConfig(AppConfig):
     name = "webapp.questions"
     label = "questions"
+
+    def ready(self) -> None:
+        from webapp.questions import live
+
+        live.connect()

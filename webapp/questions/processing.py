@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from webapp.core.inference import functions
 from webapp.events.models import Event
+from webapp.questions import live
 from webapp.questions.models import Flag, Question
 from webapp.questions.similarity import flags_for, pre_verify
 
@@ -74,6 +75,7 @@ def process_question(question_id: int) -> Question | None:
         timings["total"] = clock.total()
         question.timings = timings
         question.save()
+        live.changed(event.code)
     return question
 
 
@@ -101,7 +103,12 @@ def mark_failed(question_id: int, error: str, retryable: bool = False) -> None:
 
     A ``retryable`` failure (the functions were slow or down) is sent again by the sweeper later.
     """
-    Question.objects.filter(pk=question_id).exclude(state=Question.State.PROCESSED).update(
-        state=Question.State.FAILED, last_error=error[:2000], retryable=retryable
+    updated = (
+        Question.objects.filter(pk=question_id)
+        .exclude(state=Question.State.PROCESSED)
+        .update(state=Question.State.FAILED, last_error=error[:2000], retryable=retryable)
     )
+    code = Event.objects.filter(questions__pk=question_id).values_list("code", flat=True).first()
+    if updated and code:
+        live.changed(code)
     log.warning("question %s failed processing: %s", question_id, error)
