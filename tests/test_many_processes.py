@@ -57,3 +57,20 @@ def test_a_cache_that_is_down_lets_posts_through(tmp_path: Path):
         served.stop()
     assert status == 201 and body["state"] == "processed"
     assert [q["text"] for q in listed] == ["Is the cache needed to ask a question?"]
+
+
+def test_behind_a_trusted_proxy_each_client_is_counted_under_its_own_address(settings):
+    from django.test import RequestFactory
+
+    from webapp.core.ratelimit import client_address
+
+    factory = RequestFactory()
+    direct = factory.get("/", REMOTE_ADDR="203.0.113.7", HTTP_X_FORWARDED_FOR="198.51.100.1")
+    assert client_address(direct) == "203.0.113.7"  # no proxy trusted: the header is ignored
+    settings.TRUSTED_PROXIES = frozenset({"10.0.0.2"})
+    proxied = factory.get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="1.2.3.4, 198.51.100.1")
+    assert client_address(proxied) == "198.51.100.1"  # the left part is the client's own claim
+    forged = factory.get("/", REMOTE_ADDR="203.0.113.7", HTTP_X_FORWARDED_FOR="198.51.100.1")
+    assert client_address(forged) == "203.0.113.7"  # only a trusted proxy's header counts
+    garbage = factory.get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="not-an-address")
+    assert client_address(garbage) == "10.0.0.2"

@@ -142,6 +142,10 @@ SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
+# The reverse proxies in front (their addresses, comma-separated): a request from one of them is
+# counted under the client address it recorded in X-Forwarded-For (webapp/core/ratelimit.py), not
+# under the proxy's own, so the per-address limits and the sign-in throttle see each client.
+TRUSTED_PROXIES = frozenset(a.strip() for a in envstr("TRUSTED_PROXIES", "").split(",") if a.strip())
 # Only behind a proxy that sets X-Forwarded-Proto itself: otherwise a client could claim HTTPS.
 if envbool("TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
