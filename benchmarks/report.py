@@ -78,9 +78,19 @@ def section(name: str, data: dict[str, Any], figures_dir: Path) -> str:
     return module.section(data, figures_dir).strip()
 
 
+def standalone(name: str) -> bool:
+    """Raw results of a command that documents itself elsewhere (a module without ``section``, such as
+    benchmarks/embedded.py for docs/app.md): kept beside the others, not rendered here."""
+    try:
+        module = importlib.import_module(f"benchmarks.{name}")
+    except ModuleNotFoundError:
+        return False
+    return not hasattr(module, "section")
+
+
 def render(out: Path) -> Path:
     figures_dir = out / DATA_DIR
-    parts = load(figures_dir)
+    parts = {name: data for name, data in load(figures_dir).items() if not standalone(name)}
     body = [header(parts)] if parts else ["# Benchmarks", "", "Nothing measured yet: run `make bench`."]
     body += [section(name, data, figures_dir) for name, data in parts.items()]
     path = out / "benchmarks.md"

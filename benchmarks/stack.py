@@ -2,13 +2,16 @@
 
 PostgreSQL (its own database, dropped and created again), a private redis-server that keeps nothing
 on disk, the function host with two workers, two Celery workers (``--pool=solo``, as deploy/stack.sh)
-and the web app under ``runserver --noreload`` (threaded). Every simulated attendee comes from
-127.0.0.1, so the per-address rate limits are raised. The helpers break things on purpose: kill -9 a
-Celery worker, kill a host worker, stop and start the host, restart Redis, make the functions slow.
+and the web app under gunicorn (deploy/gunicorn.conf.py, as deploy/stack.sh; no collectstatic: the
+benchmarks load the API and the pages, not the static files). ``web_instances=2`` (or
+``start_web(2)``) adds a second gunicorn on its own port, as a second machine behind a load balancer
+would be: same database, same Redis. Every simulated attendee comes from 127.0.0.1, so the
+per-address rate limits are raised. The helpers break things on purpose: kill -9 a Celery worker,
+kill a host worker, stop and start the host, restart Redis, make the functions slow.
 
     with Stack() as stack:
         stack.create_events(["LOAD1"])
-        ... drive http://127.0.0.1:{stack.web_port} ...
+        ... drive http://127.0.0.1:{stack.web_port} (stack.web_url(path, i) for instance i) ...
 
 Logs go to ``stack.workdir / "logs"``; the directory is removed on exit unless ``keep=True``.
 """
@@ -41,6 +44,13 @@ ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
 DATABASE = "asktwice_bench"
 CELERY_WORKERS = 2
+# gunicorn per web instance: 3 processes of 8 threads on 2 cores (the polls wait on the database
+# more than they compute). Each process has its own connection pool of DB_POOL_MAX_SIZE: two
+# instances hold at most 2 x 3 x 10 = 60 connections, plus the Celery workers', under max_connections (100).
+WEB_WORKERS = 3
+WEB_THREADS = 8
+WEB_DB_POOL = 10
+WEB = (sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "webapp.wsgi")
 # As deploy/stack.sh runs them.
 CELERY_WORKER = (
     *(sys.executable, "-m", "celery", "-A", "webapp", "worker", "--pool=solo", "--concurrency=1"),
@@ -86,6 +96,9 @@ class Stack:
         database: str = DATABASE,
         host_timeout_s: float = 30.0,
         keep: bool = False,
+        web_instances: int = 1,
+        web_workers: int = WEB_WORKERS,
+        web_threads: int = WEB_THREADS,
     ) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="asktwice-bench-"))
         self.logs = self.workdir / "logs"
@@ -94,7 +107,10 @@ class Stack:
         self.database = database
         self.host_timeout_s = host_timeout_s
         self.keep = keep
-        self.web_port, self.host_port, self.redis_port = free_port(), free_port(), free_port()
+        self.web_instances, self.web_workers, self.web_threads = web_instances, web_workers, web_threads
+        self.web_ports = {i: free_port() for i in range(1, web_instances + 1)}
+        self.web_port = self.web_ports[1]
+        self.host_port, self.redis_port = free_port(), free_port()
         self.database_url = f"{POSTGRES_URL}/{database}"
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
         self.env = {
@@ -117,6 +133,7 @@ class Stack:
             **(env or {}),
         }
         self.processes: dict[str, subprocess.Popen] = {}
+        self._groups: set[str] = set()  # started in a process group of their own (a master and its workers)
         self._log_files: list[Any] = []
         self._ready_from: dict[int, int] = {}
 
@@ -136,7 +153,8 @@ class Stack:
             self.start_host()
             for i in range(1, CELERY_WORKERS + 1):
                 self.start_worker(i, wait=False)
-            self.start_web()
+            for i in range(1, self.web_instances + 1):
+                self.start_web(i)
             for i in range(1, CELERY_WORKERS + 1):
                 self.wait_worker(i)
         except BaseException:
@@ -158,7 +176,9 @@ class Stack:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
             conn.execute(f'CREATE DATABASE "{self.database}"')
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    def _spawn(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None, group: bool = False
+    ) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "ab")  # closed in stop()
         self._log_files.append(log)
         process = subprocess.Popen(
@@ -167,8 +187,11 @@ class Stack:
             env={**self.env, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=group,
         )
         self.processes[name] = process
+        if group:
+            self._groups.add(name)
         return process
 
     def _run(self, argv: list[str], name: str, timeout: float = 120.0) -> str:
@@ -179,14 +202,22 @@ class Stack:
 
     def _terminate(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
         process = self.processes.pop(name, None)
-        if process is None or process.poll() is not None:
+        group = name in self._groups
+        self._groups.discard(name)
+        if process is None:
             return
-        process.send_signal(sig)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        if process.poll() is None:
+            process.send_signal(sig)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        if group:  # whatever the master left behind (its pid is the group's id)
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     # --- the services ---------------------------------------------------------------------------
     def start_redis(self) -> None:
@@ -270,17 +301,58 @@ class Stack:
         process.wait(10)
         return process.pid
 
-    def start_web(self) -> None:
-        self._spawn(
-            "web",
-            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.web_port}", "--noreload"],
-            # One connection per request thread: runserver starts a thread per connection.
-            env={"DB_CONN_MAX_AGE": "0"},
-        )
-        wait_for(lambda: http_get(self.web_url("/api/events/NOPE/questions"))[0] == 404, 60, "web app", 0.2)
+    def start_web(self, i: int = 1) -> None:
+        """gunicorn instance ``i`` (a new port from 2 on), in a process group of its own."""
+        port = self.web_ports.setdefault(i, free_port())
+        env = {
+            "PORT": str(port),
+            "WEB_WORKERS": str(self.web_workers),
+            "WEB_THREADS": str(self.web_threads),
+            "DB_POOL_MAX_SIZE": str(WEB_DB_POOL),
+        }
+        # Its own control socket: gunicorn's default path is one per machine user, shared by every instance.
+        argv = [*WEB, "--control-socket", str(self.workdir / f"web{i}.ctl")]
+        self._spawn(f"web{i}", argv, env=env, group=True)
+        wait_for(lambda: http_get(self.web_url("/api/events/NOPE/questions", i))[0] == 404, 60, f"web app {i}", 0.2)
 
-    def web_url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.web_port}{path}"
+    def stop_web(self, i: int = 1) -> None:
+        self._terminate(f"web{i}")
+
+    def web_url(self, path: str, i: int = 1) -> str:
+        return f"http://127.0.0.1:{self.web_ports[i]}{path}"
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time so far of each service (the process and its descendants), and of PostgreSQL (every
+        ``postgres`` process on the machine: the server is shared)."""
+        hz = os.sysconf("SC_CLK_TCK")
+        parent: dict[int, int] = {}
+        ticks: dict[int, int] = {}
+        postgres = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                text = stat.read_text(encoding="utf-8")
+            except OSError:
+                continue  # ended while we looked
+            fields = text[text.rindex(")") + 2 :].split()
+            pid = int(stat.parent.name)
+            # utime + stime, and cutime + cstime: the children it reaped (ended backends, replaced workers)
+            parent[pid], ticks[pid] = int(fields[1]), sum(int(x) for x in fields[11:15])
+            if text[text.index("(") + 1 : text.rindex(")")] == "postgres":
+                postgres += ticks[pid]
+        children: dict[int, list[int]] = {}
+        for pid, ppid in parent.items():
+            children.setdefault(ppid, []).append(pid)
+        totals: dict[str, float] = {}
+        for name, process in self.processes.items():
+            todo, total = [process.pid], 0
+            while todo:
+                pid = todo.pop()
+                total += ticks.get(pid, 0)
+                todo += children.get(pid, [])
+            kind = name.rstrip("0123456789")  # web1, web2 -> web; worker1, worker2 -> worker
+            totals[kind] = totals.get(kind, 0.0) + total / hz
+        totals["postgres"] = postgres / hz
+        return totals
 
     # --- data -----------------------------------------------------------------------------------
     def create_events(self, codes: list[str]) -> None:
@@ -290,6 +362,18 @@ class Stack:
             "    Event.objects.filter(code=code).exists() or Event.create('Benchmark ' + code, code=code)\n"
         )
         self._run([sys.executable, "manage.py", "shell", "-c", script], "create events")
+
+    def create_moderator(self, code: str, username: str) -> str:
+        """A plain user who moderates the event; returns the password to sign in with."""
+        password = secrets.token_urlsafe(12)
+        script = (
+            "from django.contrib.auth import get_user_model\n"
+            "from webapp.events.models import Event\n"
+            f"user = get_user_model().objects.create_user({username!r}, password={password!r})\n"
+            f"Event.objects.get(code={code!r}).moderators.add(user)\n"
+        )
+        self._run([sys.executable, "manage.py", "shell", "-c", script], "create moderator")
+        return password
 
     @contextmanager
     def db(self) -> Iterator[psycopg.Connection]:

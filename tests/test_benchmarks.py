@@ -5,8 +5,11 @@ Figures are checked for shape and consistency, never for speed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +164,68 @@ def test_a_cell_shows_the_median_and_the_range_of_the_repeats():
     assert cell([2.2, 2.45, 2.31]) == "2.31 (2.20-2.45)"
     assert cell([2.31]) == "2.31"
     assert cell([]) == "-"
+
+
+class Listing(BaseHTTPRequestHandler):
+    """A list endpoint: with ``server.etags`` it tags its answer and answers 304 to a matching
+    If-None-Match; with ``server.drop`` it closes every connection after answering, without saying so."""
+
+    protocol_version = "HTTP/1.1"
+    body = b'{"questions": [{"id": 1}]}'
+
+    def do_GET(self) -> None:
+        self.server.seen.append(self.headers.get("If-None-Match"))
+        if self.server.etags and self.headers.get("If-None-Match") == '"v1"':
+            self.send_response(304)
+            self.send_header("ETag", '"v1"')
+            self.end_headers()
+        else:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(self.body)))
+            if self.server.etags:
+                self.send_header("ETag", '"v1"')
+            self.end_headers()
+            self.wfile.write(self.body)
+        self.close_connection = self.server.drop
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("etags", "drop", "statuses", "connections"),
+    [
+        (True, False, {"list 200": 1, "list 304": 2}, 1),
+        (False, False, {"list 200": 3}, 1),
+        # A kept-alive connection the server closed: sent again on a new one, as a browser does.
+        (True, True, {"list 200": 1, "list 304": 2}, 3),
+    ],
+)
+def test_load_clients_revalidate_with_their_last_etag_over_one_connection(etags, drop, statuses, connections):
+    from benchmarks import load
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Listing)
+    server.etags, server.drop, server.seen = etags, drop, []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    async def poll_three_times() -> tuple[load.Crowd, list[tuple[int, bytes]]]:
+        crowd = load.Crowd()
+        browser = load.Browser(server.server_address[1], crowd)
+        answers = []
+        for _ in range(3):
+            answers.append(await browser.call("list", "GET", "/api/events/X/questions"))
+            await asyncio.sleep(0.05)
+        browser.close()
+        return crowd, answers
+
+    try:
+        crowd, answers = asyncio.run(poll_three_times())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert dict(crowd.statuses) == statuses and crowd.errors == []
+    assert crowd.connections == connections
+    assert answers[0] == (200, Listing.body)
+    assert server.seen == ([None, '"v1"', '"v1"'] if etags else [None, None, None])
