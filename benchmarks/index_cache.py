@@ -47,7 +47,7 @@ def fill(events: int, questions: int, bound: int) -> dict:
         built = index.VectorIndex(384)
         ids = np.arange(event_id * questions, (event_id + 1) * questions, dtype=np.int64)
         built.add(ids, vectors)
-        index._used(event_id, index._Cached(built, questions, int(ids.max())))
+        index._used((event_id, "minilm-l6"), index._Cached(built, questions, int(ids.max())))
         if event_id % 100 == 0:
             cached_events, cached = index.cached_vectors()
             curve.append({"events_served": event_id, "cached_events": cached_events, "rss_mb": round(rss_mb() - start)})

@@ -12,7 +12,7 @@ from embeddings.errors import ModelNotFound
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 # What the functions serve when an event names no model (a deployment sets its own).
-DEFAULT_EMBEDDING_MODEL = os.environ.get("EMBEDDINGS_MODEL", "minilm-l6")
+DEFAULT_EMBEDDING_MODEL = os.environ.get("EMBEDDING_MODEL", "minilm-l6")
 DEFAULT_SENTIMENT_MODEL = os.environ.get("SENTIMENT_MODEL", "sentiment-minilm-l3")
 # The pair reader that checks a duplicate candidate ("" or "none": no verifier, cosine thresholds only).
 DEFAULT_VERIFIER_MODEL = os.environ.get("VERIFIER_MODEL", "verifier-minilm-l6")

@@ -16,6 +16,8 @@ from webapp.questions.index import VectorIndex
 from webapp.questions.management.commands.bench_index import Corpus
 from webapp.questions.models import Question
 
+MODEL = "minilm-l6"
+
 THRESHOLD = 200
 
 
@@ -105,7 +107,14 @@ def test_save_and_load_keep_the_structure_ids_and_results(tmp_path: Path, size: 
 
 def store(event: Event, vectors: np.ndarray) -> list[int]:
     Question.objects.bulk_create(
-        Question(event=event, text=f"q{i}", attendee="a", state="processed", vector=v.astype("<f4").tobytes())
+        Question(
+            event=event,
+            text=f"q{i}",
+            attendee="a",
+            state="processed",
+            vector=v.astype("<f4").tobytes(),
+            vector_model=MODEL,
+        )
         for i, v in enumerate(vectors)
     )
     return list(Question.objects.for_event(event).order_by("-id").values_list("id", flat=True)[: len(vectors)])[::-1]
@@ -115,24 +124,24 @@ def store(event: Event, vectors: np.ndarray) -> list[int]:
 def test_event_index_switches_on_its_own_and_follows_deletions_without_a_rebuild(event: Event):
     vectors, queries = clustered(260)
     ids = np.array(store(event, vectors[:150]), dtype=np.int64)
-    first = index.event_index(event.id)
+    first = index.event_index(event.id, MODEL)
     assert first.kind == "flat" and len(first) == 150
 
     ids = np.concatenate([ids, store(event, vectors[150:])])
-    grown = index.event_index(event.id)
+    grown = index.event_index(event.id, MODEL)
     assert grown is first and grown.kind == "hnsw" and len(grown) == 260  # switched on the append path
     for query in queries:
         assert found(grown, query) == exact_top(vectors, ids, query)
 
     deleted = ids[:10].tolist()
     Question.objects.filter(id__in=deleted).delete()
-    later = index.event_index(event.id)
+    later = index.event_index(event.id, MODEL)
     assert later is first and len(later) == 250  # patched in place: no graph rebuild
     for query in queries:
         assert found(later, query) == exact_top(vectors[10:], ids[10:], query)
 
     index.forget(event.id)
-    rebuilt = index.event_index(event.id)
+    rebuilt = index.event_index(event.id, MODEL)
     assert rebuilt is not first and rebuilt.kind == "hnsw" and sorted(rebuilt.ids().tolist()) == ids[10:].tolist()
 
 
@@ -142,10 +151,10 @@ def test_event_index_takes_in_a_question_processed_after_later_ones(event: Event
     ids = store(event, vectors)
     retried = ids[5]
     Question.objects.filter(id=retried).update(vector=None, state="failed")
-    vector_index = index.event_index(event.id)
+    vector_index = index.event_index(event.id, MODEL)
     assert len(vector_index) == 229 and vector_index.kind == "hnsw"
     Question.objects.filter(id=retried).update(vector=vectors[5].astype("<f4").tobytes(), state="processed")
-    assert index.event_index(event.id) is vector_index
+    assert index.event_index(event.id, MODEL) is vector_index
     assert len(vector_index) == 230 and found(vector_index, vectors[5], 1) == [retried]
 
 

@@ -93,10 +93,29 @@ def test_reindex_command_rebuilds_and_processes_pending(capsys):
     Question.objects.create(event=event, text="Where is the coffee?", attendee="a")
     call_command("reindex", "--process", "--json")
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert out == {"events": 1, "vectors": 1, "processed": 1, "failed": 0}
+    assert out == {"model": "minilm-l6", "events": 1, "vectors": 1, "reembedded": 0, "processed": 1, "failed": 0}
     index.forget()
     call_command("reindex", "--event", "room", "--json")
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["vectors"] == 1
+
+
+def test_reindex_brings_vectors_of_another_model_into_the_current_space(capsys):
+    from webapp.questions import processing
+    from webapp.questions.similarity import find_matches
+
+    event = Event.create("Room", code="ROOM")
+    old = Question.objects.create(event=event, text="Will the slides be shared after the talk?", attendee="a")
+    processing.process_question(old.pk)
+    # Made by the model in force before a change of EMBEDDING_MODEL: not in this model's index.
+    Question.objects.filter(pk=old.pk).update(vector_model="an-older-model")
+    new = Question.objects.create(event=event, text="Are you going to share the slides afterwards?", attendee="b")
+    vector = processing.process_question(new.pk).embedding()
+    assert [m.question.pk for m in find_matches(event, vector, exclude_id=new.pk, limit=3)] == []
+    call_command("reindex", "--json")
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["reembedded"] == 1 and out["vectors"] == 2
+    assert Question.objects.get(pk=old.pk).vector_model == "minilm-l6"
+    assert [m.question.pk for m in find_matches(event, vector, exclude_id=new.pk, limit=3)] == [old.pk]
 
 
 def locked_once(monkeypatch, times: int = 1) -> list[int]:

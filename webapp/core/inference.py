@@ -26,10 +26,15 @@ def functions() -> Functions:
     )
 
 
+def embedding_model() -> str:
+    """The name of the embedding model in force: stored with every vector, and the key of the indexes."""
+    return settings.EMBEDDING_MODEL or DEFAULT_EMBEDDING_MODEL
+
+
 @cache
 def model_thresholds() -> Thresholds:
     """The embedding model's calibrated thresholds, from its card."""
-    card = load_card(settings.EMBEDDING_MODEL or DEFAULT_EMBEDDING_MODEL)
+    card = load_card(embedding_model())
     if card.thresholds is None:
         raise LookupError(f"model {card.name!r} has no calibrated thresholds: run python -m embeddings.calibrate")
     return card.thresholds
@@ -61,7 +66,7 @@ def verifier() -> Verifier | None:
     """The verifier in force, or None: switched off (``VERIFIER_MODEL=none``), or not calibrated for this model."""
     if settings.VERIFIER_MODEL.lower() == "none":
         return None
-    config = load_card(settings.EMBEDDING_MODEL or DEFAULT_EMBEDDING_MODEL).raw.get("verifier")
+    config = load_card(embedding_model()).raw.get("verifier")
     if not config and settings.VERIFIER_MODEL:  # named but not calibrated for this model yet (a replay will)
         config = {"model": settings.VERIFIER_MODEL, "gate": 0.5, "duplicate": 0.5}
     if not config:

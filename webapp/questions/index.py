@@ -22,7 +22,7 @@ import numpy as np
 from django.conf import settings
 from django.db.models import Count, Max
 
-from webapp.questions.models import Question
+from webapp.questions.models import Question, vector_array
 
 # One query at a time: FAISS's OpenMP threads only add overhead (at 2 threads a 10k-vector
 # search was measured 3x slower than at 1).
@@ -175,82 +175,92 @@ class _Cached:
     max_id: int  # never below the highest id in the index, so appending never adds an id twice
 
 
+# An index is one event's vectors of one model: (event id, model name). A process that changes model
+# (EMBEDDING_MODEL) searches a new index holding only the vectors made by the new model, which
+# `manage.py reindex` fills by embedding the event's questions again; spaces never mix.
+Key = tuple[int, str]
+
+
 # Least recently used first. The cache is bounded by the vectors it holds (INDEX_CACHE_MAX_VECTORS,
 # 1.5 KB each at 384 dimensions): a process that has served many events drops the ones it used
 # longest ago, and rebuilds one from the database if it comes back.
-_cache: OrderedDict[int, _Cached] = OrderedDict()
+_cache: OrderedDict[Key, _Cached] = OrderedDict()
 # One lock per event: building a large event's HNSW graph takes seconds and must not hold up the
 # searches of every other event in the process.
-_event_locks: dict[int, threading.Lock] = {}
+_event_locks: dict[Key, threading.Lock] = {}
 _lock = threading.Lock()  # guards _event_locks and forget()
 
 
-def _event_lock(event_id: int) -> threading.Lock:
+def _event_lock(key: Key) -> threading.Lock:
     with _lock:
-        return _event_locks.setdefault(event_id, threading.Lock())
+        return _event_locks.setdefault(key, threading.Lock())
 
 
-def _rows(event_id: int, after_id: int = 0, only: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    rows = Question.objects.filter(event_id=event_id, id__gt=after_id).with_vector()
+def _stored(key: Key):
+    event_id, model = key
+    return Question.objects.filter(event_id=event_id).with_vector(model)
+
+
+def _rows(key: Key, after_id: int = 0, only: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    rows = _stored(key).filter(id__gt=after_id)
     if only is not None:
         rows = rows.filter(id__in=only)
     pairs = list(rows.values_list("id", "vector"))
     if not pairs:
         return np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
     ids = np.array([r[0] for r in pairs], dtype=np.int64)
-    vectors = np.stack([np.frombuffer(bytes(r[1]), dtype="<f4") for r in pairs])
+    vectors = np.stack([vector_array(r[1]) for r in pairs])
     return ids, vectors
 
 
-def _catch_up(event_id: int, cached: _Cached, count: int, max_id: int) -> bool:
+def _catch_up(key: Key, cached: _Cached, count: int, max_id: int) -> bool:
     """Bring a cached index level with the database in place; False when it needs a rebuild.
 
     Rebuilding an HNSW graph takes seconds to minutes, so deletions and questions processed out of
     id order (a retry) are patched in by diffing ids rather than by rebuilding.
     """
     if count > cached.count and max_id > cached.max_id:  # the usual case: new questions appended
-        ids, vectors = _rows(event_id, after_id=cached.max_id)
+        ids, vectors = _rows(key, after_id=cached.max_id)
         cached.index.add(ids, vectors)
         cached.max_id = max(max_id, int(ids.max()) if len(ids) else 0)
         if len(cached.index) == count:
             cached.count = count
             return True
-    stored = np.fromiter(
-        Question.objects.filter(event_id=event_id).with_vector().values_list("id", flat=True), dtype=np.int64
-    )
+    stored = np.fromiter(_stored(key).values_list("id", flat=True), dtype=np.int64)
     indexed = cached.index.ids()
     missing = np.setdiff1d(stored, indexed)
     if len(missing) > CATCH_UP_MAX_MISSING:
         return False
     cached.index.remove(np.setdiff1d(indexed, stored).tolist())
-    ids, vectors = _rows(event_id, only=missing.tolist())
+    ids, vectors = _rows(key, only=missing.tolist())
     cached.index.add(ids, vectors)
     # The index now holds exactly the stored ids (unless a row vanished meanwhile: rebuild then).
     cached.count, cached.max_id = len(cached.index), int(stored.max()) if len(stored) else 0
     return cached.count == len(stored)
 
 
-def event_index(event_id: int, dim: int = 384) -> VectorIndex:
-    """The event's index, brought up to date with the database (one aggregate query when fresh)."""
-    stats = Question.objects.filter(event_id=event_id).with_vector().aggregate(n=Count("id"), top=Max("id"))
+def event_index(event_id: int, model: str, dim: int = 384) -> VectorIndex:
+    """The event's index of ``model``'s vectors, level with the database (one aggregate query when fresh)."""
+    key = (event_id, model)
+    stats = _stored(key).aggregate(n=Count("id"), top=Max("id"))
     count, max_id = stats["n"], stats["top"] or 0
-    with _event_lock(event_id):
-        cached = _cache.get(event_id)
+    with _event_lock(key):
+        cached = _cache.get(key)
         if cached and cached.count == count and cached.max_id == max_id:
-            return _used(event_id, cached).index
-        if cached and _catch_up(event_id, cached, count, max_id):
-            return _used(event_id, cached).index
-        ids, vectors = _rows(event_id)
+            return _used(key, cached).index
+        if cached and _catch_up(key, cached, count, max_id):
+            return _used(key, cached).index
+        ids, vectors = _rows(key)
         index = VectorIndex(vectors.shape[1] if len(ids) else dim)
         index.add(ids, vectors)
-        return _used(event_id, _Cached(index, len(index), int(ids.max()) if len(ids) else 0)).index
+        return _used(key, _Cached(index, len(index), int(ids.max()) if len(ids) else 0)).index
 
 
-def _used(event_id: int, cached: _Cached) -> _Cached:
+def _used(key: Key, cached: _Cached) -> _Cached:
     """Keep ``cached`` as the most recently used, and drop the least recently used past the bound."""
     with _lock:
-        _cache[event_id] = cached
-        _cache.move_to_end(event_id)
+        _cache[key] = cached
+        _cache.move_to_end(key)
         budget = settings.INDEX_CACHE_MAX_VECTORS
         total = sum(c.count for c in _cache.values())
         while total > budget and len(_cache) > 1:
@@ -260,15 +270,13 @@ def _used(event_id: int, cached: _Cached) -> _Cached:
 
 
 def cached_vectors() -> tuple[int, int]:
-    """(events, vectors) this process holds in its index cache."""
+    """(indexes, vectors) this process holds in its cache."""
     with _lock:
         return len(_cache), sum(c.count for c in _cache.values())
 
 
 def forget(event_id: int | None = None) -> None:
-    """Drop cached indexes (all of them without an id); the next use rebuilds from the database."""
+    """Drop this process's cached indexes (all of them without an id); the next use rebuilds them."""
     with _lock:
-        if event_id is None:
-            _cache.clear()
-        else:
-            _cache.pop(event_id, None)
+        for key in [k for k in _cache if event_id is None or k[0] == event_id]:
+            del _cache[key]

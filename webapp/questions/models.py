@@ -9,6 +9,16 @@ from webapp.events.models import Event
 
 MAX_QUESTION_CHARS = 300
 MAX_NAME_CHARS = 60
+# A stored vector: float32, little-endian, L2-normalised, in the space of ``Question.vector_model``.
+VECTOR_DTYPE = "<f4"
+
+
+def vector_bytes(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype=VECTOR_DTYPE).tobytes()
+
+
+def vector_array(raw: bytes | memoryview) -> np.ndarray:
+    return np.frombuffer(bytes(raw), dtype=VECTOR_DTYPE)
 
 
 class QuestionQuerySet(models.QuerySet["Question"]):
@@ -19,8 +29,10 @@ class QuestionQuerySet(models.QuerySet["Question"]):
         """What every attendee sees: approved, not hidden, not merged away."""
         return self.filter(status=Question.Status.VISIBLE)
 
-    def with_vector(self) -> QuestionQuerySet:
-        return self.filter(vector__isnull=False)
+    def with_vector(self, model: str | None = None) -> QuestionQuerySet:
+        """Questions with a vector; of ``model``'s space only when given (vectors of two models never mix)."""
+        rows = self.filter(vector__isnull=False)
+        return rows if model is None else rows.filter(vector_model=model)
 
     def by_votes(self) -> QuestionQuerySet:
         return self.order_by("-pinned", "answered", "-vote_count", "-created_at")
@@ -90,7 +102,7 @@ class Question(models.Model):
     def embedding(self) -> np.ndarray | None:
         if self.vector is None:
             return None
-        return np.frombuffer(bytes(self.vector), dtype="<f4")
+        return vector_array(self.vector)
 
 
 class Vote(models.Model):

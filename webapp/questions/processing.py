@@ -9,10 +9,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from webapp.core.inference import functions
+from webapp.core.inference import embedding_model, functions
 from webapp.events.models import Event
 from webapp.questions import live
-from webapp.questions.models import Flag, Question
+from webapp.questions.models import Flag, Question, vector_bytes
 from webapp.questions.similarity import flags_for, pre_verify
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,8 @@ def process_question(question_id: int) -> Question | None:
                 matched=match.question,
                 defaults={"kind": match.kind, "similarity": match.similarity},
             )
-        question.vector = vector.astype("<f4").tobytes()
-        question.vector_model = calls.embedding_model or "default"
+        question.vector = vector_bytes(vector)
+        question.vector_model = embedding_model()
         question.sentiment_label = mood.label
         question.sentiment_scores = mood.scores
         question.state = Question.State.PROCESSED

@@ -17,7 +17,7 @@ from typing import TypeVar
 import numpy as np
 
 from embeddings.cards import Thresholds
-from webapp.core.inference import Verifier, functions, model_thresholds, verifier
+from webapp.core.inference import Verifier, embedding_model, functions, model_thresholds, verifier
 from webapp.events.models import Event
 from webapp.questions.index import event_index
 from webapp.questions.models import Question
@@ -66,7 +66,11 @@ def candidates(
 
     A merged question stands for the one it was merged into; hidden ones never match.
     """
-    hits = [(qid, s) for qid, s in event_index(event.id).search(vector, SEARCH_DEPTH) if qid != exclude_id]
+    hits = [
+        (qid, s)
+        for qid, s in event_index(event.id, embedding_model()).search(vector, SEARCH_DEPTH)
+        if qid != exclude_id
+    ]
     hits = [(qid, s) for qid, s in hits if s >= floor]
     if not hits:
         return []
