@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from webapp.celery import app
 from webapp.events.models import Event
-from webapp.questions import recovery
+from webapp.questions import lifecycle, recovery
 from webapp.questions.models import Question
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -229,9 +229,7 @@ def ask(text: str, client: Client | None = None) -> int:
     if client is None:
         client = Client()
         client.get("/e/LIVE/")  # the attendee identity the event page gives
-    response = client.post(
-        "/api/events/LIVE/questions", json.dumps({"text": text}), content_type="application/json"
-    )
+    response = client.post("/api/events/LIVE/questions", json.dumps({"text": text}), content_type="application/json")
     assert response.status_code == 201, response.content
     return response.json()["id"]
 
@@ -325,8 +323,8 @@ def test_sweep_sends_stale_questions_once_and_leaves_fresh_ones(broker):
 def test_claim_succeeds_for_one_of_two_sweepers_holding_the_same_row(broker):
     question = stale_question()
     now = timezone.now()
-    assert recovery.claim(question.pk, "pending", question.enqueued_at, now)
-    assert not recovery.claim(question.pk, "pending", question.enqueued_at, now)
+    assert lifecycle.claim(question.pk, "pending", question.enqueued_at, now)
+    assert not lifecycle.claim(question.pk, "pending", question.enqueued_at, now)
 
 
 @needs_postgres

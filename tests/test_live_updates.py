@@ -10,7 +10,7 @@ from django.test import Client
 
 from tests.conftest import attendee_client
 from webapp.events.models import Event
-from webapp.questions import processing
+from webapp.questions import lifecycle
 from webapp.questions.models import Flag, Question
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -67,7 +67,7 @@ def test_every_change_a_page_shows_makes_the_next_poll_refetch(event):
     flag = Flag.objects.get(question_id=second["id"])
     assert staff.post(f"/api/flags/{flag.pk}/merge").status_code == 200
     refetched("a merge")
-    processing.mark_failed(Question.objects.create(event=event, text="Lunch?", attendee="x").pk, "down")
+    lifecycle.failed(Question.objects.create(event=event, text="Lunch?", attendee="x").pk, "down")
     refetched("a failed processing")
     Event.objects.get(pk=event.pk).save()  # the admin closes or renames the event
     refetched("the event edited")

@@ -9,7 +9,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from webapp.events.models import Event
-from webapp.questions import live
+from webapp.questions import lifecycle, live
 from webapp.questions.models import Flag, Question, Vote
 
 
@@ -46,11 +46,8 @@ def retry_processing(question: Question) -> None:
     from webapp.questions.tasks import enqueue
 
     with transaction.atomic():
-        Question.objects.filter(pk=question.pk, state=Question.State.FAILED).update(
-            state=Question.State.PENDING, last_error="", enqueued_at=timezone.now()
-        )
-        live.changed(question.event.code)
-        transaction.on_commit(partial(enqueue, question.pk))
+        if lifecycle.retried(question):
+            transaction.on_commit(partial(enqueue, question.pk))
 
 
 def vote(question: Question, attendee: str) -> bool:

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import OperationalError, close_old_connections, connection
 
 from embeddings.errors import FunctionError
-from webapp.questions import processing
+from webapp.questions import lifecycle, processing
 
 log = logging.getLogger(__name__)
 # A locked database (SQLite's writer lock outlasting the busy timeout, a PostgreSQL deadlock) is
@@ -86,7 +86,7 @@ def _run(question_id: int) -> None:
     except Exception:
         # Never lose a question to an unexpected error: leave it to a moderator's retry.
         log.exception("question %s: processing raised", question_id)
-        processing.mark_failed(question_id, "processing raised an unexpected error (see the log)", retryable=True)
+        lifecycle.failed(question_id, "processing raised an unexpected error (see the log)", retryable=True)
     finally:
         if pending() > 1:
             close_old_connections()
@@ -103,13 +103,13 @@ def process_once(question_id: int) -> None:
             return
         except OperationalError as exc:
             if pause is None:
-                processing.mark_failed(question_id, f"database busy: {exc}", retryable=True)
+                lifecycle.failed(question_id, f"database busy: {exc}", retryable=True)
                 return
             log.info("question %s: %s; trying again in %s s", question_id, exc, pause)
             close_old_connections()
             time.sleep(pause)
         except FunctionError as exc:
-            processing.mark_failed(question_id, str(exc), retryable=exc.retryable)
+            lifecycle.failed(question_id, str(exc), retryable=exc.retryable)
             return
 
 

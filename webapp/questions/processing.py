@@ -6,13 +6,12 @@ import logging
 import time
 
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from webapp.core.inference import embedding_model, functions
 from webapp.events.models import Event
-from webapp.questions import live
-from webapp.questions.models import Flag, Question, vector_bytes
+from webapp.questions import lifecycle
+from webapp.questions.models import Flag, Question
 from webapp.questions.similarity import flags_for, pre_verify
 
 log = logging.getLogger(__name__)
@@ -33,7 +32,7 @@ def process_question(question_id: int) -> Question | None:
     question = Question.objects.filter(pk=question_id).first()
     if question is None or question.state == Question.State.PROCESSED:
         return question
-    Question.objects.filter(pk=question_id).update(attempts=F("attempts") + 1)
+    lifecycle.started(question_id)
     timings = {"queue": ms((started_at - (question.enqueued_at or question.created_at)).total_seconds())}
     timings["db"] = clock.lap()
     # The slow calls happen outside any transaction and lock.
@@ -63,19 +62,9 @@ def process_question(question_id: int) -> Question | None:
                 matched=match.question,
                 defaults={"kind": match.kind, "similarity": match.similarity},
             )
-        question.vector = vector_bytes(vector)
-        question.vector_model = embedding_model()
-        question.sentiment_label = mood.label
-        question.sentiment_scores = mood.scores
-        question.state = Question.State.PROCESSED
-        question.processed_at = timezone.now()
-        question.last_error = ""
-        question.retryable = False
         timings["db"] += clock.lap()
         timings["total"] = clock.total()
-        question.timings = timings
-        question.save()
-        live.changed(event.code)
+        lifecycle.processed(question, event, vector, embedding_model(), mood, timings)
     return question
 
 
@@ -96,19 +85,3 @@ class Clock:
 
 def ms(seconds: float) -> float:
     return round(seconds * 1000, 2)
-
-
-def mark_failed(question_id: int, error: str, retryable: bool = False) -> None:
-    """Processing gave up: the question stays, visible to moderators as failed, with a retry button.
-
-    A ``retryable`` failure (the functions were slow or down) is sent again by the sweeper later.
-    """
-    updated = (
-        Question.objects.filter(pk=question_id)
-        .exclude(state=Question.State.PROCESSED)
-        .update(state=Question.State.FAILED, last_error=error[:2000], retryable=retryable)
-    )
-    code = Event.objects.filter(questions__pk=question_id).values_list("code", flat=True).first()
-    if updated and code:
-        live.changed(code)
-    log.warning("question %s failed processing: %s", question_id, error)

@@ -28,8 +28,8 @@ from django.db import close_old_connections, connection
 from django.db.models import F, Q
 from django.utils import timezone
 
+from webapp.questions import lifecycle
 from webapp.questions.models import Question
-from webapp.questions.processing import mark_failed
 from webapp.questions.tasks import enqueue
 
 log = logging.getLogger(__name__)
@@ -59,15 +59,6 @@ def due(now: datetime | None = None, resend_after_s: float | None = None) -> Q:
     return pending | transient
 
 
-def claim(question_id: int, state: str, enqueued_at: datetime | None, now: datetime) -> bool:
-    """Take the right to send one question: True for exactly one of several concurrent claimers."""
-    # Race: every worker sweeps; both may read the same stale row. The UPDATE matches only while
-    # the row still holds what this sweeper read, so the first one to write wins.
-    rows = Question.objects.filter(pk=question_id, state=state)
-    rows = rows.filter(enqueued_at__isnull=True) if enqueued_at is None else rows.filter(enqueued_at=enqueued_at)
-    return rows.update(state=Question.State.PENDING, enqueued_at=now) == 1
-
-
 def sweep(now: datetime | None = None, resend_after_s: float | None = None, limit: int | None = None) -> SweepResult:
     """Send again what the broker lost; one pass, oldest first."""
     now = now or timezone.now()
@@ -80,10 +71,12 @@ def sweep(now: datetime | None = None, resend_after_s: float | None = None, limi
     )
     for question_id, state, enqueued_at, attempts in rows:
         if state == Question.State.PENDING and attempts >= settings.QUESTION_MAX_ATTEMPTS:
-            mark_failed(question_id, f"gave up after {attempts} attempts (worker lost each time?)", retryable=False)
+            lifecycle.failed(
+                question_id, f"gave up after {attempts} attempts (worker lost each time?)", retryable=False
+            )
             result.gave_up += 1
             continue
-        if not claim(question_id, state, enqueued_at, now):
+        if not lifecycle.claim(question_id, state, enqueued_at, now):
             result.lost_claims += 1
             continue
         if not enqueue(question_id):

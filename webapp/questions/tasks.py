@@ -8,13 +8,11 @@ from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import OperationalError as DatabaseOperationalError
 from django.db import close_old_connections
-from django.utils import timezone
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
 from embeddings.errors import FunctionError
-from webapp.questions import processing
-from webapp.questions.models import Question
+from webapp.questions import lifecycle, processing
 
 log = logging.getLogger(__name__)
 # What a publish raises when the broker is down or went away mid-publish.
@@ -31,11 +29,10 @@ def process_question(self, question_id: int) -> None:
         retryable = exc.retryable if isinstance(exc, FunctionError) else True
         if retryable and self.request.retries < settings.QUESTION_MAX_RETRIES:
             close_old_connections()
-            # The retry is a new send: the sweeper counts its age from now.
-            Question.objects.filter(pk=question_id).update(enqueued_at=timezone.now())
+            lifecycle.sent(question_id)  # the retry is a new send
             countdown = min(2**self.request.retries, settings.QUESTION_RETRY_BACKOFF_MAX_S)
             raise self.retry(exc=exc, countdown=countdown) from exc
-        processing.mark_failed(question_id, str(exc), retryable=retryable)
+        lifecycle.failed(question_id, str(exc), retryable=retryable)
 
 
 def enqueue(question_id: int) -> bool:
@@ -56,7 +53,7 @@ def enqueue(question_id: int) -> bool:
         process_question.apply_async((question_id,))
     except BROKER_ERRORS as exc:
         log.warning("question %s stored, but its task could not be sent (the sweeper will): %s", question_id, exc)
-        Question.objects.filter(pk=question_id, state=Question.State.PENDING).update(enqueued_at=None)
+        lifecycle.send_failed(question_id)
         return False
     return True
 

@@ -8,7 +8,7 @@ from embeddings.errors import FunctionError
 from webapp.core.inference import embedding_model, functions
 from webapp.events.codes import normalise
 from webapp.events.models import Event
-from webapp.questions import index, processing
+from webapp.questions import index, lifecycle, processing
 from webapp.questions.models import Question, vector_bytes
 
 BATCH = 64  # texts per call, the functions' limit
@@ -57,7 +57,7 @@ class Command(BaseCommand):
                 processing.process_question(question_id)
                 summary["processed"] += 1
             except Exception as exc:
-                processing.mark_failed(question_id, str(exc))
+                lifecycle.failed(question_id, str(exc))
                 summary["failed"] += 1
 
     def _reembed(self, event: Event, model: str) -> int:
