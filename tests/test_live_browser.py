@@ -22,8 +22,8 @@ def test_an_open_page_polls_for_304s_and_shows_a_new_question_within_two_seconds
     Event.create("Platform all-hands", code="ALLHANDS")
     # The view runs only for a full answer; a 304 is answered before it (Chromium hands the page
     # its cached body, so the page sees 200 either way).
-    built, get_event = [], api.get_event
-    monkeypatch.setattr(api, "get_event", lambda code: built.append(code) or get_event(code))
+    built, event_by_code = [], api.event_by_code
+    monkeypatch.setattr(api, "event_by_code", lambda code: built.append(code) or event_by_code(code))
     context = browser.new_context(base_url=live_server.url)
     page = context.new_page()
     polls: list[str | None] = []

@@ -11,6 +11,7 @@ from typing import Any
 from django.http import HttpRequest, JsonResponse
 
 from webapp.core.text import RAW_CHARS_PER_CHAR, InvalidText, clean_text
+from webapp.events.models import Event
 
 # No field takes a number this long; Python refuses to convert past 4,300 digits (a ValueError).
 MAX_INT_DIGITS = 100
@@ -38,6 +39,19 @@ def api(view: Callable[..., tuple[dict[str, Any], int]]) -> Callable[..., JsonRe
         return JsonResponse(data, status=status)
 
     return wrapper
+
+
+def event_by_code(code: str) -> Event:
+    """The event of a join code in the path, or a 404."""
+    event = Event.objects.by_code(code)
+    if event is None:
+        raise ApiError(404, "no event with that code")
+    return event
+
+
+def require_moderator(request: HttpRequest, event: Event) -> None:
+    if not event.is_moderator(request.user):
+        raise ApiError(403, "you do not moderate this event")
 
 
 def body_json(request: HttpRequest) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from webapp.core import ratelimit
 from webapp.core.forms import CompareForm
 from webapp.core.inference import functions, model_thresholds
 from webapp.core.jsonapi import ApiError, api, body_json
-from webapp.events.codes import is_valid, normalise
 from webapp.events.models import Event
 
 COMPARE_LIMIT_PER_MINUTE = 30
@@ -53,8 +52,7 @@ def _models() -> list[dict[str, Any]]:
 
 def _join(code: str) -> tuple[Event | None, str]:
     """The event behind a typed join code, or the message to show instead."""
-    code = normalise(code)
-    event = Event.objects.filter(code=code).first() if is_valid(code) else None
+    event = Event.objects.by_code(code)
     return event, "" if event else "No event has that join code: check it and try again."
 
 

@@ -10,8 +10,8 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
+from webapp.core.jsonapi import api, event_by_code, require_moderator
 from webapp.dashboard import stats
-from webapp.questions.api import api, get_event, require_moderator
 from webapp.questions.export import write_csv
 from webapp.questions.views import LOGIN_URL, get_moderated_event
 
@@ -36,7 +36,7 @@ def dashboard_page(request: HttpRequest, code: str) -> HttpResponse:
 @require_GET
 @api
 def dashboard_json(request: HttpRequest, code: str) -> tuple[dict[str, Any], int]:
-    event = get_event(code)
+    event = event_by_code(code)
     require_moderator(request, event)
     return stats.dashboard(event), 200
 

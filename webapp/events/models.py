@@ -8,6 +8,12 @@ from webapp.events import codes
 
 
 class EventQuerySet(models.QuerySet["Event"]):
+    def by_code(self, code: str) -> Event | None:
+        """The event with this join code, in any letter case and spacing; None for no such event (and
+        for a code that cannot be one, without a query)."""
+        code = codes.normalise(code)
+        return self.filter(code=code).first() if codes.is_valid(code) else None
+
     def moderated_by(self, user) -> EventQuerySet:
         if user.is_staff:
             return self

@@ -19,9 +19,8 @@ from django.views.decorators.http import condition, require_GET, require_http_me
 from embeddings.errors import FunctionError
 from webapp.core import jsonapi, ratelimit
 from webapp.core.inference import functions
-from webapp.core.jsonapi import ApiError, body_json, text_field
+from webapp.core.jsonapi import ApiError, body_json, event_by_code, require_moderator, text_field
 from webapp.events.codes import is_valid, normalise
-from webapp.events.models import Event
 from webapp.questions import actions, live
 from webapp.questions.attendees import Attendee, attendee_id, current
 from webapp.questions.models import MAX_NAME_CHARS, MAX_QUESTION_CHARS, Flag, Question, Vote
@@ -45,24 +44,11 @@ def api(view: Callable[..., tuple[dict[str, Any], int]]) -> Callable[..., JsonRe
     return wrapper
 
 
-def get_event(code: str) -> Event:
-    code = normalise(code)
-    event = Event.objects.filter(code=code).first() if is_valid(code) else None
-    if event is None:
-        raise ApiError(404, "no event with that code")
-    return event
-
-
 def get_question(pk: int) -> Question:
     question = Question.objects.select_related("event").filter(pk=pk).first()
     if question is None:
         raise ApiError(404, "no such question")
     return question
-
-
-def require_moderator(request: HttpRequest, event: Event) -> None:
-    if not event.is_moderator(request.user):
-        raise ApiError(403, "you do not moderate this event")
 
 
 def require_attendee(request: HttpRequest) -> Attendee:
@@ -125,7 +111,7 @@ def no_cache(view: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
 @condition(etag_func=list_etag)
 @api
 def event_questions(request: HttpRequest, code: str) -> tuple[dict[str, Any], int]:
-    event = get_event(code)
+    event = event_by_code(code)
     if request.method == "POST":
         me = require_attendee(request)
         data = body_json(request)
@@ -193,7 +179,7 @@ def question_vote(request: HttpRequest, pk: int) -> tuple[dict[str, Any], int]:
 @api
 def event_similar(request: HttpRequest, code: str) -> tuple[dict[str, Any], int]:
     """ "Already asked?" while typing: the event's public questions close to ``q``."""
-    event = get_event(code)
+    event = event_by_code(code)
     q = text_field({"q": request.GET.get("q", "")}, "q", MAX_QUESTION_CHARS, required=True)
     limit(request, "similar", settings.SIMILAR_PER_MINUTE, settings.SIMILAR_PER_MINUTE * 10)
     try:
@@ -218,7 +204,7 @@ def event_similar(request: HttpRequest, code: str) -> tuple[dict[str, Any], int]
 @require_GET
 @api
 def event_flags(request: HttpRequest, code: str) -> tuple[dict[str, Any], int]:
-    event = get_event(code)
+    event = event_by_code(code)
     require_moderator(request, event)
     status = request.GET.get("status", "open")
     if status not in Flag.Status.values:
@@ -266,7 +252,7 @@ def question_moderate(request: HttpRequest, pk: int) -> tuple[dict[str, Any], in
 @api
 def event_moderation_queue(request: HttpRequest, code: str) -> tuple[dict[str, Any], int]:
     """Everything a moderator acts on besides flags: awaiting approval, failed processing."""
-    event = get_event(code)
+    event = event_by_code(code)
     require_moderator(request, event)
     base = Question.objects.for_event(event)
     return {

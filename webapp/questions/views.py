@@ -16,7 +16,6 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from webapp.events.codes import is_valid, normalise
 from webapp.events.models import Event
 from webapp.questions.attendees import join, remember
 from webapp.questions.models import MAX_NAME_CHARS, MAX_QUESTION_CHARS, Question
@@ -28,8 +27,7 @@ PRESENTER_TOP = 5
 
 def get_event_or_404(code: str) -> Event:
     """The event with this join code, in any letter case."""
-    code = normalise(code)
-    event = Event.objects.filter(code=code).first() if is_valid(code) else None
+    event = Event.objects.by_code(code)
     if event is None:
         raise Http404("No event with that code.")
     return event

@@ -9,7 +9,6 @@ from django.core.management.base import BaseCommand, CommandError
 from embeddings.datasets import DataError, read_pairs
 from embeddings.metrics import lowest_precise_threshold
 from webapp.core.inference import functions, model_thresholds
-from webapp.events.codes import normalise
 from webapp.events.models import Event
 from webapp.questions.models import Flag
 from webapp.questions.similarity import DUPLICATE_PRECISION_TARGET, RELATED_PRECISION_TARGET
@@ -39,7 +38,7 @@ class Command(BaseCommand):
     def handle(self, files: list[Path], event: str | None, write: bool, as_json: bool, **options) -> None:
         target = None
         if event:
-            target = Event.objects.filter(code=normalise(event)).first()
+            target = Event.objects.by_code(event)
             if target is None:
                 raise CommandError(f"no event with code {event!r}")
         elif write:

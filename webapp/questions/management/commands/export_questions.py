@@ -4,7 +4,6 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from webapp.events.codes import normalise
 from webapp.events.models import Event
 from webapp.questions.export import write_csv
 
@@ -17,7 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("--output", "-o", help="file to write (default: standard output)")
 
     def handle(self, code: str, output: str | None, **options) -> None:
-        event = Event.objects.filter(code=normalise(code)).first()
+        event = Event.objects.by_code(code)
         if event is None:
             raise CommandError(f"no event with code {code!r}")
         if output:
