@@ -8,6 +8,6 @@ class QuestionsConfig(AppConfig):
     label = "questions"
 
     def ready(self) -> None:
-        from webapp.questions import live
+        from webapp.questions import live, recovery  # noqa: F401 (recovery: the workers' sweeper signals)
 
         live.connect()

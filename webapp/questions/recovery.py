@@ -22,7 +22,9 @@ import random
 import threading
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import close_old_connections, connection
 from django.db.models import F, Q
@@ -132,6 +134,17 @@ def start_sweeper(interval: float | None = None) -> Sweeper | None:
                 "question sweeper running every %s s (resend after %s s)", interval, settings.QUESTION_RESEND_AFTER_S
             )
         return _sweeper
+
+
+@worker_ready.connect
+def _worker_ready(sender: Any = None, **kwargs: Any) -> None:
+    """Each Celery worker sweeps now and then; atomic claims keep two workers from sending one question twice."""
+    start_sweeper()
+
+
+@worker_shutdown.connect
+def _worker_shutdown(sender: Any = None, **kwargs: Any) -> None:
+    stop_sweeper()
 
 
 def stop_sweeper() -> None:

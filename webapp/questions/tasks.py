@@ -1,10 +1,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from celery import shared_task
-from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import OperationalError as DatabaseOperationalError
 from django.db import close_old_connections
@@ -56,18 +54,3 @@ def enqueue(question_id: int) -> bool:
         lifecycle.send_failed(question_id)
         return False
     return True
-
-
-@worker_ready.connect
-def start_sweeper(sender: Any = None, **kwargs: Any) -> None:
-    """Each worker sweeps now and then; atomic claims keep two workers from sending one question twice."""
-    from webapp.questions import recovery
-
-    recovery.start_sweeper()
-
-
-@worker_shutdown.connect
-def stop_sweeper(sender: Any = None, **kwargs: Any) -> None:
-    from webapp.questions import recovery
-
-    recovery.stop_sweeper()
