@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{result['all_processed_after_s']} s: {result['questions_per_s']} questions/s "
                 f"({result['steady_questions_per_s']}/s between the first and the last processed); "
                 f"medians ms: queue {t['queue']}, embed {t['embed']}, sentiment {t['sentiment']}, "
-                f"lock wait {t['lock']}, index {t['index']}, db {t['db']}, total {t['total']}",
+                f"verify {t['verify']}, lock wait {t['lock']}, index {t['index']}, db {t['db']}, total {t['total']}",
                 flush=True,
             )
     if args.json:

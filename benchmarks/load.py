@@ -53,7 +53,7 @@ RAMP_S = 10.0  # the attendees join over this much of a level's start (at most a
 REQUEST_TIMEOUT_S = 30.0
 PARAPHRASE_SHARE = 0.35
 DRAIN_TIMEOUT_S = 120.0
-TIMING_KEYS = ("queue", "embed", "sentiment", "lock", "index", "db", "total")
+TIMING_KEYS = ("queue", "embed", "sentiment", "verify", "lock", "index", "db", "total")
 
 
 # --- texts ------------------------------------------------------------------------------------
@@ -707,13 +707,14 @@ def section(data: dict[str, Any], figures_dir: Path) -> str:
         ),
         "",
         "Where the processing time goes, p50 / p99 in ms per processed question (the `timings` each "
-        "processing run stores: queue = last send to task start, lock = waiting for the event's row, "
+        "processing run stores: queue = last send to task start, verify = the verifier's reading of the best "
+        "match, outside the lock, lock = waiting for the event's row, "
         "index = FAISS catch-up and search, db = the other queries):",
         "",
         table(
             ["attendees", "questions", *TIMING_KEYS],
             [
-                [_who(r), r["processed"]] + [_p(r["breakdown_ms"][k], 1) for k in TIMING_KEYS]
+                [_who(r), f"{r['processed']:,}"] + [_p(r["breakdown_ms"].get(k), 1) for k in TIMING_KEYS]
                 for r in levels
                 if r["processed"]
             ],
@@ -782,5 +783,8 @@ def _plot(levels: list[dict[str, Any]], poll_s: float, figures_dir: Path) -> str
     if quiet:
         right.plot([], [], "x", color=plots.COLORS[0], label="polls/s, reading only")
     right.set(xscale="log", yscale="log", xlabel="attendees", ylabel="per second", title="Throughput")
+    for ax in (left, right):
+        plots.plain_log(ax, "x")
+        plots.plain_log(ax, "y")
     right.legend()
     return plots.save(fig, figures_dir, "load.png")

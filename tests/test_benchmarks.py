@@ -229,3 +229,65 @@ def test_load_clients_revalidate_with_their_last_etag_over_one_connection(etags,
     assert crowd.connections == connections
     assert answers[0] == (200, Listing.body)
     assert server.seen == ([None, '"v1"', '"v1"'] if etags else [None, None, None])
+
+
+def hand_made_load_level(attendees: int, quiet: bool) -> dict[str, Any]:
+    stats = {"n": 10, "p50": 80.0, "p99": 500.0, "mean": 100.0}
+    none = {"n": 0, "p50": None, "p99": None, "mean": None}
+    return {
+        "attendees": attendees,
+        "quiet": quiet,
+        "seconds": 60.0,
+        "requests_per_s": 614.4 if quiet else 87.5,
+        "polls_per_s": 609.9 if quiet else 62.9,
+        "poll_304_share": 0.995 if quiet else 0.0,
+        "posts_per_s": 0.0 if quiet else 2.2,
+        "http_errors": {} if quiet else {"list error": 2, "post 503": 1},
+        "lost_missing": 0,
+        "lost_unprocessed": 0 if quiet else 1,
+        "drain_s": 0.0,
+        "processed": 0 if quiet else 119,
+        "request_ms": {"list": stats} | ({} if quiet else {"post": stats, "vote": stats}),
+        "submit_to_flag_ms": none if quiet else stats,
+        "submit_to_processed_ms": none if quiet else stats,
+        "breakdown_ms": {"queue": none} if quiet else {"queue": stats, "total": stats},
+        "cpu_cores": {"machine": 1.85, "load": 0.1, "web": 0.91},
+        "redis_commands_per_s": 588,
+        "database_connections": 28,
+        "paraphrase_pairs": 0 if quiet else 51,
+        "paraphrase_pairs_flagged": 0 if quiet else 29,
+        "expected_flags_missed": 0,
+    }
+
+
+def test_load_section_reports_the_polls_304s_errors_and_losses(tmp_path):
+    data_dir = tmp_path / "benchmarks"
+    data_dir.mkdir()
+    data = {
+        "started": "2026-12-04T22:11:00+00:00",
+        "machine": {"cpu": "Test CPU", "cores": 2},
+        "command": "python -m benchmarks --parts load",
+        "setup": {
+            "web": "gunicorn, 3 workers x 8 threads",
+            "poll_s": 1.5,
+            "ramp_s": 10.0,
+            "attendee": "polls the list every 1.5 s",
+            "paraphrase_share": 0.35,
+        },
+        "levels": [hand_made_load_level(100, False), hand_made_load_level(1000, True)],
+    }
+    (data_dir / "load.json").write_text(json.dumps(data))
+    # Raw results of a command that documents itself elsewhere (no section()) are left out.
+    (data_dir / "embedded.json").write_text(json.dumps({"started": "2026-12-04T22:00:00+00:00"}))
+
+    markdown = report.render(tmp_path).read_text()
+
+    assert "## Load on the whole app: the pages' polling" in markdown and "embedded" not in markdown
+    assert (
+        "| 100 | 60 | 87.5 | 62.9 (67) | 0.0% | 80 / 500 | list error: 2, post 503: 1 | 2.20 | 80 / 500 | 1 |"
+        in markdown
+    )
+    assert "| 1,000 reading only | 60 | 614.4 | 609.9 (667) | 99.5% | 80 / 500 | none | 0.00 | - / - | 0 |" in markdown
+    assert "| 1,000 reading only | machine 1.85, load 0.1, web 0.91 | 588 | 28 |" in markdown
+    (image,) = linked_images(markdown, tmp_path)
+    assert image.read_bytes()[:8] == PNG_MAGIC
