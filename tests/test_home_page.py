@@ -1,4 +1,4 @@
-"""The minimal web app: the compare page and its JSON twin go through the functions."""
+"""The developers' page at /models/: the compare form and its JSON twin go through the functions."""
 
 from __future__ import annotations
 
@@ -12,16 +12,23 @@ pytestmark = pytest.mark.django_db
 PARAPHRASES = {"a": "Will the slides be shared after the talk?", "b": "Are you going to share the slides afterwards?"}
 
 
-def test_home_page_lists_the_models(client: Client):
-    response = client.get("/")
+def test_models_page_lists_the_models(client: Client):
+    response = client.get("/models/")
     assert response.status_code == 200
     body = response.content.decode()
     assert "minilm-l6" in body and "minilm-l3" in body
     assert "csrfmiddlewaretoken" in body
 
 
+def test_home_page_is_for_joining_and_links_to_the_models_page(client: Client):
+    body = client.get("/").content.decode()
+    assert 'name="code"' in body and 'href="/models/"' in body
+    assert "minilm-l6" not in body and "csrfmiddlewaretoken" not in body
+    assert client.post("/", PARAPHRASES).status_code == 405
+
+
 def test_compare_form_shows_verdict_and_moods(client: Client):
-    response = client.post("/", PARAPHRASES)
+    response = client.post("/models/", PARAPHRASES)
     assert response.status_code == 200
     result = response.context["result"]
     assert result["kind"] == "duplicate"
@@ -31,19 +38,19 @@ def test_compare_form_shows_verdict_and_moods(client: Client):
 
 
 def test_compare_form_rejects_an_empty_question_with_400(client: Client):
-    response = client.post("/", {"a": "Will the slides be shared?", "b": "   "})
+    response = client.post("/models/", {"a": "Will the slides be shared?", "b": "   "})
     assert response.status_code == 400
     assert "This field is required" in response.content.decode()
 
 
 def test_compare_escapes_user_input(client: Client):
-    response = client.post("/", {"a": "<script>alert(1)</script>", "b": "x" * 301})
+    response = client.post("/models/", {"a": "<script>alert(1)</script>", "b": "x" * 301})
     assert response.status_code == 400
     assert "<script>alert(1)</script>" not in response.content.decode()
 
 
 def test_post_without_csrf_token_is_refused():
-    response = Client(enforce_csrf_checks=True).post("/", PARAPHRASES)
+    response = Client(enforce_csrf_checks=True).post("/models/", PARAPHRASES)
     assert response.status_code == 403
 
 
@@ -105,7 +112,7 @@ def test_api_compare_hostile_bodies_are_400_naming_the_field(client: Client, bod
 
 def test_compare_cleans_the_text_before_checking_it(client: Client):
     zero_width = "\u200b\u200c\u200d\u2060\ufeff"
-    response = client.post("/", {"a": zero_width, "b": zero_width})
+    response = client.post("/models/", {"a": zero_width, "b": zero_width})
     assert response.status_code == 400 and "This field is required" in response.content.decode()
     padded = {"a": PARAPHRASES["a"] + "\u200b" * 300, "b": "\u202e" + PARAPHRASES["b"].replace(" ", " \u00ad")}
     response = client.post("/api/compare", json.dumps(padded), content_type="application/json")

@@ -185,17 +185,23 @@ def test_moderate_page_carries_the_api_addresses(moderator: Client):
     assert data["urls"]["moderate"] == "/api/questions/0/moderate"
 
 
-def test_presenter_view_shows_top_questions_and_the_join_details(client: Client, event: Event):
+def test_presenter_view_shows_now_answering_the_open_and_the_answered_questions(client: Client, event: Event):
     for i in range(8):
         add_question(event, f"Question number {i}?", vote_count=i)
     add_question(event, "Pinned with no votes?", pinned=True)
+    add_question(event, "Answered with many votes?", answered=True, vote_count=50)
+    add_question(event, "Hidden one?", status=Question.Status.HIDDEN, vote_count=90)
     response = client.get("/e/ALLHANDS/present/")
     assert response.status_code == 200
     body = response.content.decode()
     assert "http://testserver/e/ALLHANDS/" in body and 'src="/e/ALLHANDS/qr.svg"' in body
-    shown = [q.text for q in response.context["questions"]]
-    assert shown == ["Pinned with no votes?"] + [f"Question number {i}?" for i in (7, 6, 5, 4)]
-    assert "Question number 3?" not in body
+    # The address as people type it, breakable only before the code.
+    assert '<span class="nobreak">testserver/e/</span><wbr><span class="nobreak">ALLHANDS</span>' in body
+    assert response.context["now"].text == "Pinned with no votes?"
+    assert [q.text for q in response.context["questions"]] == [f"Question number {i}?" for i in range(7, -1, -1)]
+    assert [q.text for q in response.context["answered"]] == ["Answered with many votes?"]
+    assert "Hidden one?" not in body
+    assert page_data(response)["max"] == 40
 
 
 def test_qr_code_is_an_svg_of_the_absolute_attendee_url(client: Client, event: Event):

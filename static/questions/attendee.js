@@ -1,5 +1,5 @@
 // The attendee page: ask (with "Already asked?" suggestions while typing), upvote, follow
-// one's own questions, all kept live by polling the questions endpoint.
+// one's own questions (the "Mine" tab), all kept live by polling the questions endpoint.
 "use strict";
 
 (() => {
@@ -46,9 +46,25 @@
     localStorage.setItem(votedKey, JSON.stringify(Array.from(voted)));
   }
 
+  let sayTimer = null;
   function say(message, kind) {
+    clearTimeout(sayTimer);
     status.textContent = message;
     status.className = `status ${kind || ""}`;
+  }
+
+  function seconds(n) {
+    return `${n} second${n === 1 ? "" : "s"}`;
+  }
+
+  // A 429 names how long the limit lasts (retry_after); once it is over the message says so.
+  function sayLimited(res, what) {
+    const wait = Number(res.data.retry_after) || 60;
+    const again = what === "ask" ? "ask again" : "vote again";
+    const lead =
+      what === "ask" ? "You have asked several questions in a row" : "You have voted many times in a row";
+    say(`${lead}: you can ${again} in ${seconds(wait)}.`, "error");
+    sayTimer = setTimeout(() => say(`You can ${again} now.`, "ok"), wait * 1000);
   }
 
   // --- rendering -------------------------------------------------------------------------
@@ -101,14 +117,18 @@
 
   function mineState(q) {
     if (q.status === "merged") {
+      // The question it joined, by its words: attendees never see question numbers.
+      const text = q.original;
+      if (!text) return h("span", { class: "state state-merged", text: "Merged into another question" });
       const link = h("a", {
         href: `#q-${q.merged_into}`,
-        text: `#${q.merged_into}`,
+        text: `“${text}”`,
         on: {
           click: (event) => {
             const target = document.getElementById(`q-${q.merged_into}`);
             if (target) {
               event.preventDefault();
+              selectTab(tabAll);
               Live.flash(target);
             }
           },
@@ -121,13 +141,15 @@
       return h("span", { class: "state state-awaiting", text: "Awaiting approval" });
     }
     if (q.state !== "processed") return h("span", { class: "state state-processing", text: "Being processed" });
+    const votes = `${q.votes} vote${q.votes === 1 ? "" : "s"}`;
+    if (q.answered) return h("span", { class: "state state-answered", text: `✓ Answered · ${votes}` });
     return h("span", { class: "state state-live", text: `Live · ${q.votes} vote${q.votes === 1 ? "" : "s"}` });
   }
 
   function renderMine(q) {
     return h(
       "li",
-      { class: "question mine-item", id: `mine-${q.id}` },
+      { class: `question mine-item${q.answered ? " is-answered" : ""}`, id: `mine-${q.id}` },
       h("div", { class: "body" }, h("p", { class: "text", text: q.text }), h("p", { class: "meta" }, mineState(q))),
     );
   }
@@ -163,9 +185,21 @@
     const own = [...latest.mine, ...questions.filter((q) => q.mine)].sort((a, b) =>
       b.created_at.localeCompare(a.created_at),
     );
-    Live.syncList(mineList, own.map((q) => ({ key: q.id, data: q })), renderMine);
-    $("mine-card").hidden = own.length === 0;
+    // The text of a merged question's original is part of what its row shows.
+    Live.syncList(
+      mineList,
+      own.map((q) => ({ key: q.id, data: { ...q, original: mergedText(q) } })),
+      renderMine,
+    );
+    $("mine-empty").hidden = own.length > 0;
+    $("mine-count").textContent = own.length ? `(${own.length})` : "";
     renderSuggestions();
+  }
+
+  function mergedText(q) {
+    if (q.status !== "merged") return null;
+    const original = latest.questions.find((other) => other.id === q.merged_into);
+    return original ? original.text : q.merged_into_text;
   }
 
   function renderSuggestions() {
@@ -210,7 +244,8 @@
       render();
       return true;
     }
-    say(res.status === 403 ? RELOAD : `Could not vote: ${res.data.error}`, "error");
+    if (res.status === 429) sayLimited(res, "vote");
+    else say(res.status === 403 ? RELOAD : `Could not vote: ${res.data.error}`, "error");
     poller.now();
     return false;
   }
@@ -239,6 +274,8 @@
 
   textarea.addEventListener("input", () => {
     updateCounter();
+    // "Sent. Thank you!" was about the last question, not this one.
+    if (status.classList.contains("ok")) say("");
     clearTimeout(suggestTimer);
     suggestTimer = setTimeout(suggest, SUGGEST_DELAY_MS);
   });
@@ -288,6 +325,10 @@
     submit.disabled = true;
     const res = await Live.call("POST", urls.questions, { text, name });
     submit.disabled = false;
+    if (res.status === 429) {
+      sayLimited(res, "ask");
+      return;
+    }
     if (!res.ok) {
       say(res.status === 403 ? RELOAD : res.data.error, "error");
       (res.data.field === "name" ? nameInput : textarea).focus();
@@ -317,6 +358,38 @@
         other.setAttribute("aria-pressed", String(other === button));
       }
       poller.now();
+    });
+  }
+
+  // All / Mine: a tablist (arrow keys, Home and End move between the tabs, as in the ARIA pattern).
+  const tabAll = $("tab-all");
+  const tabMine = $("tab-mine");
+  const tabs = [tabAll, tabMine];
+
+  function selectTab(tab, focus) {
+    for (const other of tabs) {
+      const selected = other === tab;
+      other.setAttribute("aria-selected", String(selected));
+      other.tabIndex = selected ? 0 : -1;
+      $(other.getAttribute("aria-controls")).hidden = !selected;
+    }
+    $("sort").hidden = tab !== tabAll; // "Mine" is newest first
+    if (focus) tab.focus();
+  }
+
+  for (const tab of tabs) {
+    tab.addEventListener("click", () => selectTab(tab));
+    tab.addEventListener("keydown", (event) => {
+      const at = tabs.indexOf(tab);
+      const next = {
+        ArrowRight: tabs[(at + 1) % tabs.length],
+        ArrowLeft: tabs[(at - 1 + tabs.length) % tabs.length],
+        Home: tabs[0],
+        End: tabs[tabs.length - 1],
+      }[event.key];
+      if (!next) return;
+      event.preventDefault();
+      selectTab(next, true);
     });
   }
 

@@ -18,13 +18,20 @@ MAX_INT_DIGITS = 100
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+    """``retry_after`` (seconds, for a 429) goes into the body and the Retry-After header."""
+
+    def __init__(self, status: int, message: str, field: str | None = None, retry_after: int | None = None) -> None:
         super().__init__(message)
-        self.status, self.message, self.field = status, message, field
+        self.status, self.message, self.field, self.retry_after = status, message, field, retry_after
 
     def response(self) -> JsonResponse:
         body = {"error": self.message} | ({"field": self.field} if self.field else {})
-        return JsonResponse(body, status=self.status)
+        if self.retry_after is not None:
+            body["retry_after"] = self.retry_after
+        response = JsonResponse(body, status=self.status)
+        if self.retry_after is not None:
+            response["Retry-After"] = str(self.retry_after)
+        return response
 
 
 def api(view: Callable[..., tuple[dict[str, Any], int]]) -> Callable[..., JsonResponse]:

@@ -7,6 +7,7 @@ from webapp.core import views
 app_name = "core"
 urlpatterns = [
     path("", views.home, name="home"),
+    path("models/", views.models, name="models"),
     path("api/compare", views.api_compare, name="api-compare"),
     path("healthz", views.healthz, name="healthz"),
 ]

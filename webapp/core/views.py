@@ -16,8 +16,10 @@ from webapp.core.forms import CompareForm
 from webapp.core.inference import functions, model_thresholds
 from webapp.core.jsonapi import ApiError, api, body_json
 from webapp.events.models import Event
+from webapp.questions.attendees import current
 
 COMPARE_LIMIT_PER_MINUTE = 30
+RECENT_EVENTS = 6
 
 
 def compare(a: str, b: str) -> dict[str, Any]:
@@ -56,13 +58,30 @@ def _join(code: str) -> tuple[Event | None, str]:
     return event, "" if event else "No event has that join code: check it and try again."
 
 
-@require_http_methods(["GET", "POST"])
+def _recent_events(request: HttpRequest) -> list[Event]:
+    """The events this browser joined (the attendee cookie records them), newest first."""
+    attendee = current(request)
+    if attendee is None:
+        return []
+    by_code = {e.code: e for e in Event.objects.filter(code__in=attendee.events)}
+    return [by_code[c] for c in attendee.events if c in by_code][:RECENT_EVENTS]
+
+
+@require_GET
 def home(request: HttpRequest) -> HttpResponse:
+    """For attendees: join an event by code, or go back to one joined before."""
     join_code, join_error = request.GET.get("code"), ""
     if join_code is not None:
         event, join_error = _join(join_code)
         if event is not None:
             return redirect("pages:attendee", code=event.code)
+    context = {"join_code": join_code or "", "join_error": join_error, "recent": _recent_events(request)}
+    return render(request, "core/home.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def models(request: HttpRequest) -> HttpResponse:
+    """For developers: two questions through the functions, and the shipped models."""
     form = CompareForm(request.POST or None)
     result, status = None, 200
     if request.method == "POST":
@@ -77,15 +96,8 @@ def home(request: HttpRequest) -> HttpResponse:
                 form.add_error(None, f"The functions could not answer: {exc.message}")
         else:
             status = 400
-    context = {
-        "form": form,
-        "result": result,
-        "models": _models(),
-        "backend": settings.INFERENCE_BACKEND,
-        "join_code": join_code or "",
-        "join_error": join_error,
-    }
-    return render(request, "core/home.html", context, status=status)
+    context = {"form": form, "result": result, "models": _models(), "backend": settings.INFERENCE_BACKEND}
+    return render(request, "core/models.html", context, status=status)
 
 
 @require_http_methods(["POST"])

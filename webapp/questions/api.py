@@ -64,10 +64,15 @@ def limit(request: HttpRequest, scope: str, per_attendee: int, per_address: int)
 
     A request without an identity counts under its address for both.
     """
+    window = 60
     address = ratelimit.client_address(request)
     key = attendee_id(request) or "address:" + address
-    if not ratelimit.allow(scope, key, per_attendee) or not ratelimit.allow(scope + ":ip", address, per_address):
-        raise ApiError(429, "too many requests: slow down")
+    if not ratelimit.allow(scope, key, per_attendee, window) or not ratelimit.allow(
+        scope + ":ip", address, per_address, window
+    ):
+        # Both windows are the same fixed minute of the limiter's clock: it ends for both at once.
+        retry_after = window - int(ratelimit.time.time()) % window
+        raise ApiError(429, f"too many requests: try again in {retry_after} s", retry_after=retry_after)
 
 
 def can_see(request: HttpRequest, question: Question) -> bool:

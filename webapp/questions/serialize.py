@@ -21,6 +21,7 @@ def question_json(
         "pinned": question.pinned,
         "votes": question.vote_count,
         "merged_into": question.merged_into_id,
+        "merged_into_text": _merged_into_text(question),
         "mine": attendee is not None and question.attendee == attendee,
         "voted": voted,
         "sentiment": (
@@ -33,6 +34,17 @@ def question_json(
         data["last_error"] = question.last_error
         data["attempts"] = question.attempts
     return data
+
+
+def _merged_into_text(question: Question) -> str | None:
+    """What the asker of a merged question sees of the one it joined: its text while it is public.
+
+    One query per merged question unless the caller selected ``merged_into`` with it.
+    """
+    if question.merged_into_id is None:
+        return None
+    original = question.merged_into
+    return original.text if original.status == Question.Status.VISIBLE else None
 
 
 def flags_json(question: Question, moderator: bool = False) -> list[dict[str, Any]]:

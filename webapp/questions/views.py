@@ -22,7 +22,8 @@ from webapp.questions.models import MAX_NAME_CHARS, MAX_QUESTION_CHARS, Question
 
 # Moderators need not be staff: they sign in at /accounts/login/, not the admin's form.
 LOGIN_URL = "login"
-PRESENTER_TOP = 5
+# The presenter page shows as many of these as its screen has room for (static/questions/present.js).
+PRESENTER_MAX = 40
 
 
 def get_event_or_404(code: str) -> Event:
@@ -95,12 +96,22 @@ def moderate(request: HttpRequest, code: str) -> HttpResponse:
 
 @require_GET
 def present(request: HttpRequest, code: str) -> HttpResponse:
+    """The projector: the pinned question as "now answering", the open questions by votes, then the
+    answered ones, and the join address, QR code and code. present.js splits the list the same way."""
     event = get_event_or_404(code)
+    rows = list(Question.objects.for_event(event).public().by_votes()[:PRESENTER_MAX])
+    now = next((q for q in rows if q.pinned and not q.answered), None)
+    join_url = request.build_absolute_uri(reverse("pages:attendee", args=[event.code]))
+    # Shown without the scheme and the last slash (what people type); it may wrap only before the code.
+    address = join_url.split("://", 1)[-1].rstrip("/")
     context = {
         "event": event,
-        "questions": Question.objects.for_event(event).public().by_votes()[:PRESENTER_TOP],
-        "join_url": request.build_absolute_uri(reverse("pages:attendee", args=[event.code])),
-        "page_data": {"code": event.code, "top": PRESENTER_TOP, "urls": _event_urls(event)},
+        "now": now,
+        "questions": [q for q in rows if q is not now and not q.answered],
+        "answered": [q for q in rows if q.answered],
+        "join_url": join_url,
+        "join_prefix": address[: -len(event.code)],
+        "page_data": {"code": event.code, "max": PRESENTER_MAX, "urls": _event_urls(event)},
     }
     return render(request, "questions/present.html", context)
 
