@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.test import Client
@@ -25,6 +26,14 @@ def test_home_page_is_for_joining_and_links_to_the_models_page(client: Client):
     assert 'name="code"' in body and 'href="/models/"' in body
     assert "minilm-l6" not in body and "csrfmiddlewaretoken" not in body
     assert client.post("/", PARAPHRASES).status_code == 405
+
+
+def test_models_page_runs_no_inline_code_under_the_policy(client: Client):
+    response = client.get("/models/")
+    assert "script-src 'self'" in response["Content-Security-Policy"]
+    body = response.content.decode()
+    assert "<script" not in body and "<style" not in body
+    assert not re.search(r"<[a-z][^>]*\s(on[a-z]+|style)\s*=", body)
 
 
 def test_compare_form_shows_verdict_and_moods(client: Client):
