@@ -105,8 +105,9 @@ def test_paraphrase_is_flagged_merged_and_the_votes_add_up(event: Event, new_pag
     expect(asker.locator("#questions > li")).to_have_count(1)
     expect(question_item(asker, ORIGINAL).locator(".vote-count")).to_have_text("2")
     original_id = question_item(asker, ORIGINAL).get_attribute("data-key")
+    asker.get_by_role("tab", name=re.compile("^Mine")).click()
     merged = asker.locator("#mine > li", has_text=PARAPHRASE)
-    expect(merged).to_contain_text(f"Merged into #{original_id}")
+    expect(merged).to_contain_text(f"Merged into “{ORIGINAL}”")
     expect(merged.get_by_role("link")).to_have_attribute("href", f"#q-{original_id}")
     expect(asker.locator("#ask-text")).to_have_value("A draft in progress")
     # The votes outlive a reload (localStorage) and the server agrees.
