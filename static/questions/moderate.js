@@ -12,6 +12,7 @@
 
   let selectedKey = null;
   let selectedIndex = 0;
+  const picked = new Set(); // ids of the open flags ticked for a bulk dismiss
 
   function say(message, kind) {
     const status = $("mod-status");
@@ -48,16 +49,33 @@
     return h("li", { class: "item", tabindex: "-1", dataset: { kind, id: String(id) } }, ...children);
   }
 
+  // Open flags carry a checkbox (bulk dismiss) and the verdict buttons; decided ones say who decided.
   function renderFlag(f) {
+    const open = f.status === "open";
     const li = item(
       "flag",
       f.id,
       h(
         "div",
         { class: "flag-head" },
+        open
+          ? h("input", {
+              type: "checkbox",
+              class: "pick",
+              checked: picked.has(f.id),
+              "aria-label": `Select flag #${f.id}`,
+              dataset: { control: "pick" },
+            })
+          : null,
         h("span", { class: "similarity", text: Live.percent(f.similarity) }),
         badge(f.kind, f.kind),
-        h("span", { class: "muted", text: `similar · raised ${time(f.created_at)}` }),
+        open ? null : badge(f.status, "decided"),
+        h("span", {
+          class: "muted",
+          text: open
+            ? `similar · raised ${time(f.created_at)}`
+            : `similar · ${f.status} ${f.decided_at ? time(f.decided_at) : ""}${f.decided_by ? ` by ${f.decided_by}` : " with a merge"}`,
+        }),
       ),
       h(
         "div",
@@ -65,13 +83,15 @@
         h("div", {}, h("p", { class: "label", text: "New question" }), h("p", { class: "text", text: f.question.text }), meta(f.question)),
         h("div", {}, h("p", { class: "label", text: "Asked before" }), h("p", { class: "text", text: f.matched.text }), meta(f.matched)),
       ),
-      h(
-        "div",
-        { class: "actions" },
-        button("Merge", "merge", { title: "Merge the new question into the earlier one (m)" }),
-        button("Dismiss", "dismiss", { class: "secondary", title: "Not a duplicate (d)" }),
-        button("Hide new", "hide", { class: "danger", title: "Hide the new question (h)" }),
-      ),
+      open
+        ? h(
+            "div",
+            { class: "actions" },
+            button("Merge", "merge", { title: "Merge the new question into the earlier one (m)" }),
+            button("Dismiss", "dismiss", { class: "secondary", title: "Not a duplicate (d)" }),
+            button("Hide new", "hide", { class: "danger", title: "Hide the new question (h)" }),
+          )
+        : null,
     );
     li.dataset.question = String(f.question.id);
     return li;
@@ -165,7 +185,20 @@
 
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
-    if (event.target.closest("input, textarea, select, [contenteditable]")) return;
+    if (event.target.closest("input:not([type=checkbox]), textarea, select, [contenteditable]")) return;
+    if (event.key === "/") {
+      event.preventDefault();
+      $("flag-search").focus();
+      return;
+    }
+    if (event.key === "x") {
+      const box = currentItem() && currentItem().querySelector("input.pick");
+      if (box) {
+        event.preventDefault();
+        box.click();
+      }
+      return;
+    }
     if (event.key === "j" || event.key === "k") {
       const items = allItems();
       if (!items.length) return;
@@ -218,31 +251,148 @@
     target.removeAttribute("aria-busy");
     if (res.ok) say(`${DONE[action]}.`, "ok");
     else say(`Could not ${action}: ${res.data.error}`, "error");
+    if (res.ok && isFlag && (action === "merge" || action === "dismiss")) dropFlags([node.dataset.id]);
     poller.now();
   });
+
+  // Flags decided on this page leave the list at once, not at the next poll; a poll that was
+  // already under way may still list them, so its answer leaves them out.
+  const decided = new Map(); // flag id -> performance.now() of the verdict
+
+  function dropFlags(ids) {
+    const now = performance.now();
+    for (const id of ids.map(Number)) {
+      decided.set(id, now);
+      picked.delete(id);
+      const node = $("flags").querySelector(`li[data-key="flag-${id}"]`);
+      if (node) node.remove();
+    }
+    const left = $("flags").children.length;
+    $("flags-count").textContent = left ? `(${left})` : "";
+    if (!left) {
+      $("flags-empty").textContent = "No open flags.";
+      $("flags-empty").hidden = false;
+    }
+    restoreSelection();
+    updateBulk();
+  }
+
+  function notDecidedSince(flags, started) {
+    for (const [id, at] of decided) if (at < started) decided.delete(id); // the server knows by now
+    return flags.filter((f) => !decided.has(f.id));
+  }
+
+  // --- bulk dismiss ----------------------------------------------------------------------
+
+  const selectAll = $("select-all");
+  const dismissSelected = $("dismiss-selected");
+
+  function shownBoxes() {
+    return Array.from(document.querySelectorAll("#flags input.pick"));
+  }
+
+  function updateBulk() {
+    const boxes = shownBoxes();
+    const ticked = boxes.filter((b) => b.checked).length;
+    selectAll.checked = boxes.length > 0 && ticked === boxes.length;
+    selectAll.indeterminate = ticked > 0 && ticked < boxes.length;
+    dismissSelected.disabled = picked.size === 0;
+    dismissSelected.textContent = picked.size ? `Dismiss selected (${picked.size})` : "Dismiss selected";
+  }
+
+  document.addEventListener("change", (event) => {
+    const box = event.target.closest("#flags input.pick");
+    if (!box) return;
+    const id = Number(box.closest("li.item").dataset.id);
+    if (box.checked) picked.add(id);
+    else picked.delete(id);
+    updateBulk();
+  });
+
+  selectAll.addEventListener("change", () => {
+    for (const box of shownBoxes()) {
+      box.checked = selectAll.checked;
+      const id = Number(box.closest("li.item").dataset.id);
+      if (box.checked) picked.add(id);
+      else picked.delete(id);
+    }
+    updateBulk();
+  });
+
+  dismissSelected.addEventListener("click", async () => {
+    if (!picked.size || dismissSelected.getAttribute("aria-busy") === "true") return;
+    dismissSelected.setAttribute("aria-busy", "true");
+    const res = await Live.call("POST", dismissSelected.dataset.url, { ids: Array.from(picked) });
+    dismissSelected.removeAttribute("aria-busy");
+    if (res.ok) {
+      dropFlags(res.data.dismissed);
+      const n = res.data.dismissed.length;
+      const skipped = res.data.skipped.length;
+      say(`Dismissed ${n} flag${n === 1 ? "" : "s"}${skipped ? ` (${skipped} already decided)` : ""}.`, "ok");
+      picked.clear();
+    } else {
+      say(`Could not dismiss: ${res.data.error}`, "error");
+    }
+    poller.now();
+  });
+
+  // --- filters -----------------------------------------------------------------------------
+
+  // The server filters (status, kind, q) and orders: duplicates before related, closest first, so
+  // the likeliest merges lead the queue and the order stays put between polls (j/k do not jump).
+  const search = $("flag-search");
+  const kindSelect = $("flag-kind");
+  const statusSelect = $("flag-status");
+  kindSelect.value =
+    localStorage.getItem("asktwice.flagKind") ?? (localStorage.getItem("asktwice.onlyDuplicates") === "1" ? "duplicate" : "");
+  let typing = null;
+  search.addEventListener("input", () => {
+    clearTimeout(typing);
+    typing = setTimeout(() => poller.now(), 250);
+  });
+  search.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && search.value) {
+      search.value = "";
+      poller.now();
+    } else if (event.key === "Enter") {
+      event.preventDefault();
+      poller.now();
+    }
+  });
+  $("flag-filters").addEventListener("submit", (event) => event.preventDefault());
+  kindSelect.addEventListener("change", () => {
+    localStorage.setItem("asktwice.flagKind", kindSelect.value);
+    poller.now();
+  });
+  statusSelect.addEventListener("change", () => poller.now());
+
+  function flagsUrl() {
+    const params = new URLSearchParams({ status: statusSelect.value });
+    if (kindSelect.value) params.set("kind", kindSelect.value);
+    const q = search.value.trim();
+    if (q) params.set("q", q);
+    return `${urls.flags}?${params}`;
+  }
+
+  function fillFlags(data, started) {
+    const flags = notDecidedSince(data.flags, started);
+    const filtered = search.value.trim() || kindSelect.value;
+    const empty = filtered ? "No flags match." : statusSelect.value === "open" ? "No open flags." : `No ${statusSelect.value} flags.`;
+    fill("flags", flags, "flag", renderFlag, empty);
+    if (data.total > data.flags.length) $("flags-count").textContent = `(${flags.length} of ${data.total})`;
+    const shown = new Set(flags.filter((f) => f.status === "open").map((f) => f.id));
+    for (const id of picked) if (!shown.has(id)) picked.delete(id); // only what the page shows
+    $("flag-bulk").hidden = shown.size === 0;
+    updateBulk();
+  }
 
   // --- polling ---------------------------------------------------------------------------
 
-  // Duplicates before related flags, closest first: the likeliest merges lead the queue, and the
-  // order stays put between polls, so j/k do not jump.
-  let onlyDuplicates = localStorage.getItem("asktwice.onlyDuplicates") === "1";
-  function queueOrder(flags) {
-    return flags
-      .filter((f) => !onlyDuplicates || f.kind === "duplicate")
-      .sort((a, b) => (a.kind === b.kind ? b.similarity - a.similarity || a.id - b.id : a.kind === "duplicate" ? -1 : 1));
-  }
-  const onlyToggle = $("only-duplicates");
-  onlyToggle.setAttribute("aria-pressed", String(onlyDuplicates));
-  onlyToggle.addEventListener("click", () => {
-    onlyDuplicates = !onlyDuplicates;
-    localStorage.setItem("asktwice.onlyDuplicates", onlyDuplicates ? "1" : "0");
-    onlyToggle.setAttribute("aria-pressed", String(onlyDuplicates));
-    poller.now();
-  });
-
+  // performance.measure("moderate:render") times the last poll's DOM update (the tests read it).
   async function refresh() {
+    const started = performance.now();
     const [flags, queue, listing] = await Promise.all([
-      Live.call("GET", urls.flags),
+      Live.call("GET", flagsUrl()),
       Live.call("GET", urls.queue),
       Live.call("GET", `${urls.questions}?sort=votes`),
     ]);
@@ -252,13 +402,15 @@
       return;
     }
     if ($("mod-status").textContent === "Offline: retrying…") say("");
-    const hiddenRelated = onlyDuplicates ? " (related ones hidden)" : "";
-    fill("flags", queueOrder(flags.data.flags), "flag", renderFlag, `No open flags${hiddenRelated}.`);
+    const start = performance.now();
+    fillFlags(flags.data, started);
     fill("awaiting", queue.data.awaiting_approval, "aw", renderAwaiting, "Nothing awaits approval.");
     fill("failed", queue.data.failed, "fail", renderFailed, "No failures.");
     fill("visible", listing.data.questions, "vis", renderVisible, "No questions yet.");
     fill("hidden", queue.data.hidden, "hid", renderHidden, "Nothing hidden.");
     restoreSelection();
+    performance.clearMeasures("moderate:render"); // only the last one: a page stays open for hours
+    performance.measure("moderate:render", { start });
   }
 
   const poller = Live.poll(refresh, POLL_MS);

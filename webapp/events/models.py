@@ -62,6 +62,12 @@ class Event(models.Model):
             return False
         return user.is_staff or self.moderators.filter(pk=user.pk).exists()
 
+    def is_owner(self, user) -> bool:
+        """Who may add moderators: the event's creator, and staff."""
+        if not user.is_authenticated:
+            return False
+        return user.is_staff or (self.created_by_id is not None and self.created_by_id == user.pk)
+
     @classmethod
     def create(cls, title: str, code: str | None = None, **fields) -> Event:
         """A new event with the given or a fresh random join code."""

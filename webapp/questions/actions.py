@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from webapp.events.models import Event
@@ -71,10 +71,15 @@ def _recount(question_id: int) -> None:
 
 
 def merge(duplicate: Question, original: Question, moderator) -> None:
-    """Hide ``duplicate`` behind ``original``: its votes move over, its asker can follow the link."""
+    """Hide ``duplicate`` behind ``original``: its votes move over, its asker can follow the link.
+
+    The other open flags that name ``duplicate`` name the question it joined from then on
+    (``_repoint_flags``).
+    """
     if duplicate.pk == original.pk or duplicate.event_id != original.event_id:
         raise ActionError("a question merges into another question of the same event")
     code = duplicate.event.code
+    requested = original.pk
     with transaction.atomic():
         live.changed(code)
         # Race: a vote arriving during the merge must not be lost or counted twice; lock both rows.
@@ -93,27 +98,83 @@ def merge(duplicate: Question, original: Question, moderator) -> None:
         _recount(original.pk)
         _recount(duplicate.pk)
         now = timezone.now()
-        Flag.objects.filter(question=duplicate, matched=original, status=Flag.Status.OPEN).update(
-            status=Flag.Status.MERGED, decided_by=moderator, decided_at=now
-        )
+        Flag.objects.filter(
+            question=duplicate, matched_id__in={requested, original.pk}, status=Flag.Status.OPEN
+        ).update(status=Flag.Status.MERGED, decided_by=moderator, decided_at=now)
+        _repoint_flags(duplicate, original, moderator, now)
+
+
+def _repoint_flags(duplicate: Question, original: Question, moderator, now) -> None:
+    """The open flags naming ``duplicate`` (either side) name ``original`` instead.
+
+    One that would pair ``original`` with itself was carried out by this merge: closed as merged.
+    One whose new pair (either way round) has a flag already is closed as dismissed, without a
+    moderator: the remaining flag stands for both.
+    """
+    touching = Flag.objects.filter(Q(question=duplicate) | Q(matched=duplicate), status=Flag.Status.OPEN)
+    for flag in touching.order_by("-similarity", "pk"):
+        question_id = original.pk if flag.question_id == duplicate.pk else flag.question_id
+        matched_id = original.pk if flag.matched_id == duplicate.pk else flag.matched_id
+        open_flag = Flag.objects.filter(pk=flag.pk, status=Flag.Status.OPEN)
+        if question_id == matched_id:
+            open_flag.update(status=Flag.Status.MERGED, decided_by=moderator, decided_at=now)
+            continue
+        pair = Q(question_id=question_id, matched_id=matched_id) | Q(question_id=matched_id, matched_id=question_id)
+        if not Flag.objects.filter(pair).exists():
+            try:
+                # Race: processing may raise a flag on the same pair meanwhile (one flag per pair).
+                with transaction.atomic():
+                    open_flag.update(question_id=question_id, matched_id=matched_id)
+                continue
+            except IntegrityError:
+                pass
+        open_flag.update(status=Flag.Status.DISMISSED, decided_by=None, decided_at=now)
 
 
 def merge_flag(flag: Flag, moderator) -> None:
-    if flag.status != Flag.Status.OPEN:
-        raise ActionError(f"this flag is already {flag.status}")
-    merge(flag.question, flag.matched, moderator)
-    Flag.objects.filter(pk=flag.pk).update(status=Flag.Status.MERGED, decided_by=moderator, decided_at=timezone.now())
-    live.changed(flag.question.event.code)
+    with transaction.atomic():
+        # Race: two moderators merging the same flag; the second finds it decided.
+        flag = Flag.objects.select_for_update(of=("self",)).select_related("question__event", "matched").get(pk=flag.pk)
+        if flag.status != Flag.Status.OPEN:
+            raise ActionError(f"this flag is already {flag.status}")
+        merge(flag.question, flag.matched, moderator)
+        Flag.objects.filter(pk=flag.pk).update(
+            status=Flag.Status.MERGED, decided_by=moderator, decided_at=timezone.now()
+        )
+        live.changed(flag.question.event.code)
 
 
 def dismiss_flag(flag: Flag, moderator) -> None:
     """Kept as "not a duplicate": the verdicts calibrate the thresholds later."""
-    updated = Flag.objects.filter(pk=flag.pk, status=Flag.Status.OPEN).update(
-        status=Flag.Status.DISMISSED, decided_by=moderator, decided_at=timezone.now()
-    )
-    if not updated:
-        raise ActionError("this flag is already decided")
-    live.changed(flag.question.event.code)
+    with transaction.atomic():
+        updated = Flag.objects.filter(pk=flag.pk, status=Flag.Status.OPEN).update(
+            status=Flag.Status.DISMISSED, decided_by=moderator, decided_at=timezone.now()
+        )
+        if not updated:
+            raise ActionError("this flag is already decided")
+        live.changed(flag.question.event.code)
+
+
+MAX_BULK_FLAGS = 500
+
+
+def dismiss_flags(event: Event, ids: list[int], moderator) -> list[int]:
+    """Dismiss the open flags of ``event`` among ``ids``; returns the ids dismissed.
+
+    Ids of another event's flags, unknown or already decided ones are left alone.
+    """
+    with transaction.atomic():
+        # Race: a flag merged or dismissed by another moderator meanwhile keeps that verdict.
+        rows = Flag.objects.select_for_update(of=("self",)).filter(
+            pk__in=ids, question__event=event, status=Flag.Status.OPEN
+        )
+        dismissed = sorted(f.pk for f in rows.only("pk"))
+        if dismissed:
+            Flag.objects.filter(pk__in=dismissed, status=Flag.Status.OPEN).update(
+                status=Flag.Status.DISMISSED, decided_by=moderator, decided_at=timezone.now()
+            )
+            live.changed(event.code)
+    return dismissed
 
 
 MODERATION_ACTIONS = ("approve", "hide", "show", "answer", "unanswer", "pin", "unpin", "retry")

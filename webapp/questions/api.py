@@ -12,6 +12,7 @@ from functools import wraps
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Q
 from django.http import HttpRequest, JsonResponse
 from django.utils.cache import patch_cache_control
 from django.views.decorators.http import condition, require_GET, require_http_methods, require_POST
@@ -206,22 +207,60 @@ def event_similar(request: HttpRequest, code: str) -> tuple[dict[str, Any], int]
     }, 200
 
 
+MAX_FLAGS = 500
+# What flag_json reads: one query for a whole list (a merged question shows the one it joined),
+# without the vectors (1.5 KB a question) and timings it never shows.
+FLAG_RELATED = ("question__merged_into", "matched__merged_into", "decided_by")
+FLAG_DEFERRED = tuple(
+    f"{side}__{field}"
+    for side in ("question", "matched", "question__merged_into", "matched__merged_into")
+    for field in ("vector", "timings")
+)
+
+
+def flags_etag(request: HttpRequest, code: str) -> str | None:
+    """The flag list's ETag: the event's live version, who asks and the filters."""
+    code = normalise(code)
+    if request.method != "GET" or not is_valid(code) or not request.user.is_authenticated:
+        return None
+    return live.etag(code, "flags", str(request.user.pk), request.GET.urlencode())
+
+
 @require_GET
+@no_cache
+@condition(etag_func=flags_etag)
 @api
 def event_flags(request: HttpRequest, code: str) -> tuple[dict[str, Any], int]:
+    """The event's flags, open ones by default: duplicates before related, closest first.
+
+    ``status`` (open, merged, dismissed), ``kind`` (duplicate, related) and ``q`` (words in either
+    question) filter; at most 500 come back, ``total`` says how many matched.
+    """
     event = event_by_code(code)
     require_moderator(request, event)
     status = request.GET.get("status", "open")
     if status not in Flag.Status.values:
         raise ApiError(400, f"status: one of {', '.join(Flag.Status.values)}", "status")
-    flags = (
-        Flag.objects.filter(question__event=event, status=status)
-        .exclude(question__status__in=[Question.Status.MERGED, Question.Status.HIDDEN])
-        .exclude(matched__status=Question.Status.HIDDEN)
-        .select_related("question", "matched")
-        .order_by("-created_at")[:200]
-    )
-    return {"flags": [flag_json(f) for f in flags]}, 200
+    kind = request.GET.get("kind", "")
+    if kind and kind not in Flag.Kind.values:
+        raise ApiError(400, f"kind: one of {', '.join(Flag.Kind.values)}, or empty for both", "kind")
+    q = text_field({"q": request.GET.get("q", "")}, "q", MAX_QUESTION_CHARS, required=False)
+    flags = Flag.objects.filter(question__event=event, status=status)
+    if status == Flag.Status.OPEN:
+        # A merged or hidden question is no longer the moderators' to decide on.
+        flags = flags.exclude(question__status__in=[Question.Status.MERGED, Question.Status.HIDDEN]).exclude(
+            matched__status=Question.Status.HIDDEN
+        )
+        order = ("kind", "-similarity", "pk")  # "duplicate" sorts before "related"
+    else:
+        order = ("-decided_at", "-pk")
+    if kind:
+        flags = flags.filter(kind=kind)
+    if q:
+        flags = flags.filter(Q(question__text__icontains=q) | Q(matched__text__icontains=q))
+    rows = list(flags.select_related(*FLAG_RELATED).defer(*FLAG_DEFERRED).order_by(*order)[:MAX_FLAGS])
+    total = len(rows) if len(rows) < MAX_FLAGS else flags.count()
+    return {"flags": [flag_json(f) for f in rows], "total": total}, 200
 
 
 @require_POST
@@ -235,8 +274,30 @@ def flag_decide(request: HttpRequest, pk: int, verdict: str) -> tuple[dict[str, 
         actions.merge_flag(flag, request.user)
     else:
         actions.dismiss_flag(flag, request.user)
-    flag.refresh_from_db()
+    flag = Flag.objects.select_related(*FLAG_RELATED).get(pk=pk)
     return flag_json(flag), 200
+
+
+@require_POST
+@api
+def flags_dismiss(request: HttpRequest, code: str) -> tuple[dict[str, Any], int]:
+    """Dismiss several open flags of the event: ``{"ids": [...]}``, at most 500.
+
+    Ids that are not open flags of this event (another event's, decided, unknown) are skipped.
+    """
+    event = event_by_code(code)
+    require_moderator(request, event)
+    ids = body_json(request).get("ids")
+    if not isinstance(ids, list) or not ids:
+        raise ApiError(400, "ids: a non-empty list of flag ids", "ids")
+    if len(ids) > actions.MAX_BULK_FLAGS:
+        raise ApiError(400, f"ids: at most {actions.MAX_BULK_FLAGS}", "ids")
+    if not all(type(i) is int and 0 < i < 2**63 for i in ids):
+        raise ApiError(400, "ids: positive integers only", "ids")
+    wanted = list(dict.fromkeys(ids))
+    dismissed = actions.dismiss_flags(event, wanted, request.user)
+    done = set(dismissed)
+    return {"dismissed": dismissed, "skipped": [i for i in wanted if i not in done]}, 200
 
 
 @require_POST

@@ -59,6 +59,7 @@ def flags_json(question: Question, moderator: bool = False) -> list[dict[str, An
 
 
 def flag_json(flag: Flag) -> dict[str, Any]:
+    """A flag for the moderators; the caller select_related question, matched and decided_by."""
     return {
         "id": flag.pk,
         "kind": flag.kind,
@@ -67,4 +68,6 @@ def flag_json(flag: Flag) -> dict[str, Any]:
         "question": question_json(flag.question, moderator=True),
         "matched": question_json(flag.matched, moderator=True),
         "created_at": flag.created_at.isoformat(),
+        "decided_at": flag.decided_at.isoformat() if flag.decided_at else None,
+        "decided_by": flag.decided_by.get_username() if flag.decided_by_id else None,
     }

@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/events/<str:code>/questions", api.event_questions, name="api-questions"),
     path("api/events/<str:code>/similar", api.event_similar, name="api-similar"),
     path("api/events/<str:code>/flags", api.event_flags, name="api-flags"),
+    path("api/events/<str:code>/flags/dismiss", api.flags_dismiss, name="api-flags-dismiss"),
     path("api/events/<str:code>/queue", api.event_moderation_queue, name="api-queue"),
     path("api/questions/<int:pk>", api.question_detail, name="api-question"),
     path("api/questions/<int:pk>/vote", api.question_vote, name="api-vote"),
