@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from pathlib import Path
 
@@ -32,10 +33,15 @@ def test_two_web_processes_count_one_attendee_against_one_rate_limit(tmp_path: P
     second = Served(tmp_path, database, create=False, **env)
     try:
         attendee = Attendee(first)  # the same identity is good on both (one SECRET_KEY)
+        # The limit counts per minute of the clock: start well inside one, or the count would reset.
+        while time.time() % 60 > 40:
+            time.sleep(1)
+        window = time.time() // 60
         statuses = []
         for i in range(10):
             attendee.served = (first, second)[i % 2]
             statuses.append(attendee.post(f"Question number {i} about the venue and the schedule?")[0])
+        assert time.time() // 60 == window, "the posts took over 20 s"
         attendee.served = first
         stored = len(attendee.questions())
     finally:
@@ -55,7 +61,7 @@ def test_a_cache_that_is_down_lets_posts_through(tmp_path: Path):
             listed = json.loads(response.read())["questions"]
     finally:
         served.stop()
-    assert status == 201 and body["state"] == "processed"
+    assert status == 201 and body["state"] in ("pending", "processed")  # the POST waits 0.5 s at most
     assert [q["text"] for q in listed] == ["Is the cache needed to ask a question?"]
 
 

@@ -54,6 +54,7 @@ def submit_and_wait(question_id: int, timeout: float | None = None) -> bool:
     """Hand the question over and wait up to ``timeout`` (QUESTION_INLINE_WAIT_S); True when it finished."""
     timeout = settings.QUESTION_INLINE_WAIT_S if timeout is None else timeout
     future = submit(question_id)
+    _release_connection()
     try:
         future.result(timeout=timeout)
     except FutureTimeout:
@@ -70,6 +71,17 @@ def finish(question_id: int, timeout: float = 120.0) -> None:
             future.result(timeout=timeout)
         except FutureTimeout:
             log.warning("question %s still processing after %s s", question_id, timeout)
+
+
+def _release_connection() -> None:
+    """Give a pooled connection back while the request waits: the processing threads need one too.
+
+    With 200 posts at once and a pool of 16 (PostgreSQL), the waiting requests held every
+    connection while the threads they waited for queued for one (seen: 108 of 200 processed in
+    30 s). The request takes a connection again when it reads the question.
+    """
+    if connection.settings_dict.get("OPTIONS", {}).get("pool") and not connection.in_atomic_block:
+        connection.close()
 
 
 def _forget(question_id: int, future: Future) -> None:
