@@ -192,3 +192,15 @@ def test_calibrate_thresholds_from_verdicts_writes_event_overrides(tmp_path):
     bad.write_text("label\tquestion_a\tquestion_b\nmaybe\ta\tb\n", encoding="utf-8")
     with pytest.raises(CommandError, match=r"bad\.tsv:2"):
         run("calibrate_thresholds", str(bad))
+
+
+def test_flags_a_merge_closed_for_repeating_another_are_no_verdicts():
+    from webapp.questions.management.commands.calibrate_thresholds import verdicts
+
+    event = Event.create("Room", code="ROOM")
+    moderator = User.objects.create_user("mod", password="pw-for-tests-only")
+    a, b, c = (Question.objects.create(event=event, text=t, attendee="x") for t in ("A?", "B?", "C?"))
+    Flag.objects.create(question=b, matched=a, kind="duplicate", similarity=0.9, status="merged", decided_by=moderator)
+    Flag.objects.create(question=c, matched=a, kind="related", similarity=0.7, status="dismissed", decided_by=moderator)
+    Flag.objects.create(question=c, matched=b, kind="related", similarity=0.6, status="dismissed")  # closed by a merge
+    assert sorted(zip(*verdicts(event))) == [(0.7, "unrelated"), (0.9, "duplicate")]

@@ -71,8 +71,9 @@ class Command(BaseCommand):
 
 
 def verdicts(event: Event | None) -> tuple[list[float], list[str]]:
-    """Decided flags as labelled similarities: merged = duplicate; dismissed = not (related unknown)."""
-    flags = Flag.objects.exclude(status=Flag.Status.OPEN)
+    """A moderator's decided flags as labelled similarities: merged = duplicate; dismissed = not (related
+    unknown). Flags a merge closed because they repeated another flag have no moderator: no verdict."""
+    flags = Flag.objects.exclude(status=Flag.Status.OPEN).exclude(decided_by__isnull=True)
     if event is not None:
         flags = flags.filter(question__event=event)
     rows = list(flags.values_list("similarity", "status"))
