@@ -9,6 +9,7 @@ import asyncio
 import json
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -221,7 +222,9 @@ def test_load_clients_revalidate_with_their_last_etag_over_one_connection(etags,
         return crowd, answers
 
     try:
-        crowd, answers = asyncio.run(poll_three_times())
+        # Its own thread: after a browser test, pytest-playwright's event loop runs in this one.
+        with ThreadPoolExecutor(1) as pool:
+            crowd, answers = pool.submit(asyncio.run, poll_three_times()).result()
     finally:
         server.shutdown()
         server.server_close()
