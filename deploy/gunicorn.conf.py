@@ -26,6 +26,8 @@ keepalive = 5
 # The reverse proxy in front (TLS) is trusted for X-Forwarded-* only from these addresses.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 backlog = 2048
+# gunicorn's control socket defaults to one path per user, shared by every instance on the machine.
+control_socket = os.environ.get("WEB_CONTROL_SOCKET", f"/tmp/asktwice-gunicorn-{bind.replace(':', '-')}.ctl")
 accesslog = os.environ.get("WEB_ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
