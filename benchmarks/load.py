@@ -10,7 +10,7 @@ as its page's parallel fetches) and sends ``If-None-Match`` with the ETag of its
 that URL, as a browser's fetch() revalidates; a 304 keeps the last list. All clients are asyncio
 tasks in this process; the app runs in its own processes (benchmarks/stack.py).
 
-Texts come from the event question pools (embeddings/training/data/event_pairs/pools*.json): about
+Texts come from the event question pools (training/data/event_pairs/pools*.json): about
 a third of the posts paraphrase an earlier one, as a real audience does, so the duplicate search
 has work. Each level runs for a fixed time on its own event, the attendees joining over its first
 seconds (the ramp; rates and request latencies are taken after it); then the backlog drains and the
@@ -40,7 +40,7 @@ from benchmarks import machine
 from benchmarks.stack import Stack
 from benchmarks.summary import table
 
-POOLS = Path(__file__).resolve().parent.parent / "embeddings" / "training" / "data" / "event_pairs"
+POOLS = Path(__file__).resolve().parent.parent / "training" / "data" / "event_pairs"
 LEVELS = (100, 300, 1000)
 QUIET_LEVEL = 1000  # then as many attendees who only read: nobody posts or votes, the event stays unchanged
 FULL_SECONDS = 60.0

@@ -7,7 +7,6 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from embeddings.datasets import DataError
 from embeddings.errors import FunctionError
 
 
@@ -15,7 +14,7 @@ def run(main: Callable[[], dict[str, Any]], as_json: bool, show: Callable[[dict[
     """Call ``main``; print its result (as one JSON object with ``as_json``), or a one-line error."""
     try:
         result = main()
-    except (DataError, FunctionError, ValueError) as exc:
+    except (FunctionError, ValueError) as exc:  # ValueError includes embeddings.pairs.DataError
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if as_json:

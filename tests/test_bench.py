@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from embeddings.pricing import GB_SECOND_USD, REQUEST_USD, cost_per_million
+from benchmarks.pricing import GB_SECOND_USD, REQUEST_USD, cost_per_million
 from tests.conftest import needs_stsb, run_module
 
 
@@ -24,7 +24,7 @@ def test_cost_rounds_each_call_up_to_the_billing_unit():
 @needs_stsb
 def test_bench_json_has_the_contract_keys():
     code, result, err = run_module(
-        "embeddings.bench",
+        "benchmarks.bench",
         "--backend",
         "local",
         "--concurrency",
@@ -62,15 +62,15 @@ def test_bench_json_has_the_contract_keys():
 
 @needs_stsb
 def test_bench_rejects_bad_levels_and_unknown_backend():
-    code, _, err = run_module("embeddings.bench", "--concurrency", "0,x", "--json")
+    code, _, err = run_module("benchmarks.bench", "--concurrency", "0,x", "--json")
     assert code == 2 and "concurrency" in err
-    code, _, err = run_module("embeddings.bench", "--backend", "carrier-pigeon", "--requests", "1", "--json")
+    code, _, err = run_module("benchmarks.bench", "--backend", "carrier-pigeon", "--requests", "1", "--json")
     assert code == 2 and "carrier-pigeon" in err and "Traceback" not in err
 
 
 @pytest.mark.skipif(not hasattr(os, "setpriority"), reason="per-thread niceness is Linux's")
 def test_client_threads_can_yield_the_cpu_to_the_functions():
-    from embeddings.bench import run_level
+    from benchmarks.bench import run_level
 
     seen: list[int] = []
 

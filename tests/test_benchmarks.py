@@ -18,8 +18,8 @@ import pytest
 
 from benchmarks import report
 from benchmarks.__main__ import main as bench_main
+from benchmarks.pricing import cost_per_million
 from benchmarks.summary import cell
-from embeddings.pricing import cost_per_million
 from tests.conftest import needs_stsb, run_module
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

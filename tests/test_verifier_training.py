@@ -1,4 +1,4 @@
-"""The cross-encoder verifier's lab step (embeddings.training.verifier): pair mining and the replay metrics.
+"""The cross-encoder verifier's lab step (training.verifier): pair mining and the replay metrics.
 
 Everything here runs without torch; the shipped model is checked with onnxruntime when it exists.
 """
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from embeddings.cards import MODELS_DIR
-from embeddings.training import verifier
-from embeddings.training.verifier import Question
+from training import verifier
+from training.verifier import Question
 
 SHIPPED = next(iter(sorted(MODELS_DIR.glob("verifier-*"))), MODELS_DIR / verifier.NAME)
 
@@ -106,7 +106,7 @@ def test_shipped_verifier_takes_a_pair_and_returns_one_logit():
 
 def test_the_reader_starts_as_a_scaled_cosine_of_the_two_sides():
     torch = pytest.importorskip("torch", reason="the training stages run in .venv-train (torch)")
-    from embeddings.training.verifier_model import CENTRE, SCALE, new_reader
+    from training.verifier_model import CENTRE, SCALE, new_reader
 
     model = new_reader(1).eval()
     batch = verifier.feeds(verifier.pair_tokenizer(padding=True), [("is it recorded?", "is it recorded?")])

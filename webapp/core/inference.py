@@ -36,7 +36,7 @@ def model_thresholds() -> Thresholds:
     """The embedding model's calibrated thresholds, from its card."""
     card = load_card(embedding_model())
     if card.thresholds is None:
-        raise LookupError(f"model {card.name!r} has no calibrated thresholds: run python -m embeddings.calibrate")
+        raise LookupError(f"model {card.name!r} has no calibrated thresholds: run python -m training.calibrate")
     return card.thresholds
 
 

@@ -12,7 +12,7 @@ of dimension i proportional to i^-SPECTRUM_BETA):
 - noise, scaled per cluster (some questions are paraphrased tightly, some loosely).
 
 The shares below were fitted to the minilm-l6 embeddings of the 3,351 hand-written questions in
-embeddings/training/data/event_pairs/pools*.json (1,147 paraphrase clusters in 453 topics): mean
+training/data/event_pairs/pools*.json (1,147 paraphrase clusters in 453 topics): mean
 cosine 0.17 between any two questions, 0.40 within a topic, 0.64 between paraphrases, and an
 effective dimension (participation ratio) of 63; these vectors give 0.17, 0.40, 0.64 and 67.
 

@@ -15,7 +15,7 @@ from django.test.utils import override_settings
 from webapp.events.models import Event
 from webapp.questions.models import Question
 
-PAIRS_DIR = Path(__file__).resolve().parents[4] / "embeddings" / "training" / "data" / "event_pairs"
+PAIRS_DIR = Path(__file__).resolve().parents[4] / "training" / "data" / "event_pairs"
 
 
 def event_questions() -> list[str]:

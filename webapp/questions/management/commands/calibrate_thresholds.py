@@ -6,8 +6,7 @@ from pathlib import Path
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
-from embeddings.datasets import DataError, read_pairs
-from embeddings.metrics import lowest_precise_threshold
+from embeddings.pairs import DataError, read_pairs
 from webapp.core.inference import functions, model_thresholds
 from webapp.events.models import Event
 from webapp.questions.models import Flag
@@ -109,6 +108,25 @@ def choose(similarities: list[float], labels: list[str]) -> dict:
         "thresholds": {"duplicate": round(duplicate, 4), "related": round(min(related, duplicate), 4)},
         "model_card": {"duplicate": card.duplicate, "related": card.related},
     }
+
+
+def lowest_precise_threshold(
+    similarities: np.ndarray, positive: np.ndarray, target: float, min_count: int = 1
+) -> float | None:
+    """The lowest threshold at which the pairs at or above it are ``positive`` with precision >= ``target``.
+
+    For an operating point chosen by the moderator's cost (a flag must almost always be right) rather
+    than by macro-F1. Thresholds with fewer than ``min_count`` pairs above them are not considered;
+    None when no threshold reaches ``target``.
+    """
+    order = np.argsort(-np.asarray(similarities, dtype=float), kind="stable")
+    sims = np.asarray(similarities, dtype=float)[order]
+    hits = np.cumsum(np.asarray(positive, dtype=bool)[order])
+    counts = np.arange(1, len(sims) + 1)
+    # A threshold takes all pairs of one similarity at once: only the last of a run of ties counts.
+    last_of_tie = np.append(sims[1:] != sims[:-1], True) if len(sims) else np.array([], dtype=bool)
+    ok = last_of_tie & (counts >= min_count) & (hits >= target * counts - 1e-9)
+    return float(sims[ok][-1]) if ok.any() else None
 
 
 def store(event: Event, thresholds: dict[str, float]) -> None:

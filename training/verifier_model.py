@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from transformers import BertModel
 
-from embeddings.training.export import BASES
+from training.export import BASES
 
 # The head starts as sigmoid(SCALE * (cos - CENTRE)): the bi-encoder's cosine, near its own threshold.
 SCALE, CENTRE = 20.0, 0.65

@@ -1,13 +1,13 @@
 """Benchmark the functions the way the research measured them: latency quantiles per concurrency
 level, throughput, cost per million calls, and cold starts.
 
-    python -m embeddings.bench --backend local --concurrency 1,5,10,20 --requests 2000 --json
-    python -m embeddings.bench --cold 5 --json
-    python -m embeddings.bench --compare-torch      # in an environment with sentence-transformers
+    python -m benchmarks.bench --backend local --concurrency 1,5,10,20 --requests 2000 --json
+    python -m benchmarks.bench --cold 5 --json
+    python -m benchmarks.bench --compare-torch      # in an environment with sentence-transformers
 
-    python -m embeddings.bench --backend http://127.0.0.1:9000 --concurrency 1,10
-    python -m embeddings.bench --backend lambda --endpoint-url http://127.0.0.1:9000
-    python -m embeddings.bench --backend http://127.0.0.1:9000 --concurrency 1 --compare-local
+    python -m benchmarks.bench --backend http://127.0.0.1:9000 --concurrency 1,10
+    python -m benchmarks.bench --backend lambda --endpoint-url http://127.0.0.1:9000
+    python -m benchmarks.bench --backend http://127.0.0.1:9000 --concurrency 1 --compare-local
 
 Texts are real short sentences (STSb test, first column). Latency is what the client sees, per
 call; cost is priced on the function's own reported duration (what Lambda bills); throughput is
@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.pricing import cost_per_million
 from embeddings import cli
-from embeddings.datasets import read_sts
-from embeddings.pricing import cost_per_million
+from training.datasets import read_sts
 
 DEFAULT_TEXTS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "stsb" / "stsb-en-test.csv"
 
@@ -263,7 +263,7 @@ def torch_baseline(
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from embeddings.training.export import minilm_l6_folder
+    from training.export import minilm_l6_folder
 
     torch.set_num_threads(max(threads, 1))
     model = SentenceTransformer(str(minilm_l6_folder()), device="cpu")
@@ -400,7 +400,7 @@ def levels(value: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m embeddings.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="local", help="local, lambda, or the function host's http:// URL")
     parser.add_argument("--endpoint-url", help="with --backend lambda: aim boto3 at this Invoke API (the host)")
     parser.add_argument("--function-names", default="{function}", help="with --backend lambda: name template")

@@ -1,4 +1,5 @@
-"""Readers for the evaluation formats in ``../shared/data`` (and files in the same shape).
+"""Labelled question pairs (``label, question_a, question_b``): the files ``manage.py calibrate_thresholds``
+and the lab read, and the row readers the lab's other formats share.
 
 Every reader raises :class:`DataError` naming the file and line of a malformed row.
 """
@@ -22,7 +23,6 @@ PAIR_LABELS = {
     "1": "duplicate",
     "0": "unrelated",
 }
-SENTIMENT_LABELS = ("negative", "neutral", "positive")
 
 
 class DataError(ValueError):
@@ -32,26 +32,13 @@ class DataError(ValueError):
 
 
 @dataclass(frozen=True)
-class ScoredPair:
-    a: str
-    b: str
-    score: float
-
-
-@dataclass(frozen=True)
 class LabelledPair:
     a: str
     b: str
     label: str  # duplicate | related | unrelated
 
 
-@dataclass(frozen=True)
-class LabelledText:
-    text: str
-    label: str
-
-
-def _open(path: Path) -> Iterator[tuple[int, list[str]]]:
+def open_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     try:
         handle = open(path, encoding="utf-8", newline="")
     except OSError as exc:
@@ -70,27 +57,9 @@ def _open(path: Path) -> Iterator[tuple[int, list[str]]]:
             raise DataError(path, reader.line_num, str(exc)) from None
 
 
-def read_sts(path: Path) -> list[ScoredPair]:
-    """STSb CSV: ``sentence1,sentence2,score`` (0-5), no header."""
-    pairs = []
-    for line, row in _open(path):
-        if not row:
-            continue
-        if len(row) != 3:
-            raise DataError(path, line, f"expected 3 columns (sentence1,sentence2,score), got {len(row)}")
-        try:
-            score = float(row[2])
-        except ValueError:
-            raise DataError(path, line, f"score is not a number: {row[2]!r}") from None
-        pairs.append(ScoredPair(row[0], row[1], score))
-    if not pairs:
-        raise DataError(path, None, "no pairs")
-    return pairs
-
-
-def _rows_with_header(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, list[str]]]:
+def rows_with_header(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, list[str]]]:
     """Rows cut to ``columns``; the header must start with them (extra columns are ignored)."""
-    rows = _open(path)
+    rows = open_rows(path)
     width = len(columns)
     for line, row in rows:
         if [c.strip().lower() for c in row[:width]] != list(columns):
@@ -108,7 +77,7 @@ def _rows_with_header(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[in
 def read_pairs(path: Path) -> list[LabelledPair]:
     """Labelled pairs: header ``label, question_a, question_b``."""
     pairs = []
-    for line, (label, a, b) in _rows_with_header(path, ("label", "question_a", "question_b")):
+    for line, (label, a, b) in rows_with_header(path, ("label", "question_a", "question_b")):
         kind = PAIR_LABELS.get(label.strip().lower())
         if kind is None:
             raise DataError(path, line, f"unknown label {label!r}; expected one of {sorted(set(PAIR_LABELS))}")
@@ -116,16 +85,3 @@ def read_pairs(path: Path) -> list[LabelledPair]:
     if not pairs:
         raise DataError(path, None, "no pairs")
     return pairs
-
-
-def read_sentiment(path: Path) -> list[LabelledText]:
-    """Labelled texts: header ``label, text``; labels negative / neutral / positive."""
-    texts = []
-    for line, (label, text) in _rows_with_header(path, ("label", "text")):
-        label = label.strip().lower()
-        if label not in SENTIMENT_LABELS:
-            raise DataError(path, line, f"unknown label {label!r}; expected one of {list(SENTIMENT_LABELS)}")
-        texts.append(LabelledText(text, label))
-    if not texts:
-        raise DataError(path, None, "no rows")
-    return texts

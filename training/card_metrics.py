@@ -1,10 +1,10 @@
 """Measure every shipped embedding model and write the figures into its card.
 
-    python -m embeddings.training.card_metrics [--fp32-dir build/fp32]
+    python -m training.card_metrics [--fp32-dir build/fp32]
 
 For each embedding model:
 - STSb test Spearman x100 (one text per call, as the functions run), and the same for its fp32
-  original when ``--fp32-dir`` holds ``<name>.onnx`` (from ``embeddings.training.export``), so the
+  original when ``--fp32-dir`` holds ``<name>.onnx`` (from ``training.export``), so the
   int8 loss is on record;
 - the 3-class macro-F1 and Spearman x100 on the event-question pairs' test split, and duplicate F1 /
   ROC AUC on the public COVID-Q pairs, at thresholds fitted for macro-F1 on the pairs' dev split (so
@@ -33,12 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from embeddings.calibrate import calibrate
 from embeddings.cards import ModelCard, available, load_card, write_card
-from embeddings.evaluate import evaluate_pairs, evaluate_sts
 from embeddings.runtime import Model, get_model
+from training.calibrate import calibrate
+from training.evaluate import evaluate_pairs, evaluate_sts
 
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 EVENT_PAIRS = Path(__file__).resolve().parent / "data" / "event_pairs"
 
 
@@ -79,8 +79,10 @@ def measure(name: str, fp32_dir: Path | None, stsb_test: Path) -> dict[str, obje
 
 def measure_teacher(folder: Path, name: str | None, stsb_test: Path) -> dict[str, object]:
     """A torch model folder's figures (fp32), as ``measure`` takes them; into ``name``'s card if given."""
-    from embeddings.datasets import read_pairs, read_sts
-    from embeddings.metrics import (
+    from embeddings.pairs import read_pairs
+    from training import finetune
+    from training.datasets import read_sts
+    from training.metrics import (
         PAIR_CLASSES,
         PAIR_TARGETS,
         best_thresholds,
@@ -88,7 +90,6 @@ def measure_teacher(folder: Path, name: str | None, stsb_test: Path) -> dict[str
         classify_similarities,
         spearman,
     )
-    from embeddings.training import finetune
 
     model = finetune.sentence_model(folder)
 
@@ -147,8 +148,8 @@ def latency_record(ms: list[float]) -> dict[str, object]:
 
 
 def measure_latency(name: str, requests: int) -> dict[str, object]:
-    """One text per call, in-process, 1 thread: as ``embeddings.bench --backend local`` at C=1."""
-    from embeddings.bench import DEFAULT_TEXTS, load_texts
+    """One text per call, in-process, 1 thread: as ``benchmarks.bench --backend local`` at C=1."""
+    from benchmarks.bench import DEFAULT_TEXTS, load_texts
 
     texts = load_texts(DEFAULT_TEXTS)
     model = Model(load_card(name), threads=1)

@@ -1,8 +1,8 @@
 """Evaluate a shipped model on labelled data.
 
-python -m embeddings.evaluate sts ../shared/data/stsb/stsb-en-test.csv [--model NAME] --json
-python -m embeddings.evaluate pairs FILE.tsv [--model NAME] --json
-python -m embeddings.evaluate sentiment FILE.tsv [--model NAME] --json
+python -m training.evaluate sts ../shared/data/stsb/stsb-en-test.csv [--model NAME] --json
+python -m training.evaluate pairs FILE.tsv [--model NAME] --json
+python -m training.evaluate sentiment FILE.tsv [--model NAME] --json
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from typing import Any
 import numpy as np
 
 from embeddings import cli
-from embeddings.datasets import LabelledPair, read_pairs, read_sentiment, read_sts
 from embeddings.handlers import DEFAULT_EMBEDDING_MODEL, DEFAULT_SENTIMENT_MODEL
-from embeddings.metrics import (
+from embeddings.pairs import LabelledPair, read_pairs
+from embeddings.runtime import Model, get_model
+from training.datasets import read_sentiment, read_sts
+from training.metrics import (
     PAIR_CLASSES,
     PAIR_TARGETS,
     classification_report,
@@ -26,7 +28,6 @@ from embeddings.metrics import (
     roc_auc,
     spearman,
 )
-from embeddings.runtime import Model, get_model
 
 BATCH = 32
 
@@ -111,7 +112,7 @@ def _show(result: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m embeddings.evaluate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("task", choices=["sts", "pairs", "sentiment"])
     parser.add_argument("file", type=Path)
     parser.add_argument("--model", help="model name (default: the function's default for the task)")

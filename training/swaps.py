@@ -6,7 +6,7 @@ more against fewer. A swap changes one such slot word in a train text and leaves
 so the pair (original, swapped) has almost the same words and another ask: a related pair, and a
 hard negative for the original's paraphrases.
 
-    python -m embeddings.training.swaps            # counts per rule and a few examples
+    python -m training.swaps            # counts per rule and a few examples
 
 Deterministic: each text draws its replacements from its own seeded generator, so adding an event
 changes no other text's swaps. Only train events are read; a swap whose text (after
@@ -158,7 +158,7 @@ def make_swaps(
 
 def train_swaps(seed: str = SEED) -> list[Swap]:
     """The swaps of the train events of ``data/event_pairs`` (split as ``build.py`` assigns it)."""
-    from embeddings.training.finetune import load_pool_builder
+    from training.finetune import load_pool_builder
 
     build = load_pool_builder()
     events = build.load_all_events()
@@ -169,7 +169,7 @@ def train_swaps(seed: str = SEED) -> list[Swap]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m embeddings.training.swaps", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training.swaps", description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=3, help="examples printed per rule")
     args = parser.parse_args(argv)
     swaps = train_swaps()
