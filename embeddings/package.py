@@ -35,8 +35,18 @@ LAMBDA_LIMIT_MB = 250.0
 # without its dependencies: huggingface_hub and friends (about 20 MB) only serve hub downloads.
 FUNCTION_REQUIREMENTS = ("onnxruntime", "numpy")
 NO_DEPS_REQUIREMENTS = ("tokenizers",)
-# Parts of the function package a Lambda does not run.
-EXCLUDED_MODULES = {"training", "host.py", "bench.py", "package.py", "calibrate.py", "evaluate.py"}
+# The modules a Lambda runs: the handlers and what they import. The rest of embeddings/ (the client,
+# the host, this builder) serves callers and stays out.
+FUNCTION_MODULES = (
+    "__init__.py",
+    "handlers.py",
+    "runtime.py",
+    "pooling.py",
+    "payload.py",
+    "slots.py",
+    "cards.py",
+    "errors.py",
+)
 # Files inside the wheels that a Lambda never loads.
 PRUNED = (
     "onnxruntime/transformers",
@@ -96,9 +106,8 @@ def copy_code(target: Path, models: list[str]) -> None:
     package = ROOT / "embeddings"
     destination = target / "embeddings"
     destination.mkdir()
-    for path in package.iterdir():
-        if path.suffix == ".py" and path.name not in EXCLUDED_MODULES:
-            shutil.copy(path, destination / path.name)
+    for name in FUNCTION_MODULES:
+        shutil.copy(package / name, destination / name)
     for name in models:
         if not (MODELS_DIR / name / "model.json").exists():
             raise ValueError(f"unknown model {name!r}; available: {', '.join(available())}")

@@ -3,6 +3,7 @@ the web app's production settings pass Django's deployment checks."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from embeddings import handlers
+from embeddings import handlers, package
 from tests.conftest import ROOT, run_module
 
 TEMPLATE = ROOT / "deploy" / "template.yaml"
@@ -49,12 +50,49 @@ def test_lambda_zip_builds_within_the_limit(tmp_path: Path):
     assert code == 0, err
     assert result["within_limit"] is True and 0 < result["zipped_mb"] < result["unzipped_mb"] <= 250
     names = set(zipfile.ZipFile(result["zip"]).namelist())
-    assert "embeddings/handlers.py" in names
-    assert "embeddings/models/minilm-l3/model.onnx" in names
-    assert "embeddings/models/minilm-l6/model.onnx" not in names  # only what was asked for
-    assert not any(n.startswith("training/") for n in names)
+    models = [f"embeddings/models/minilm-l3/{f}" for f in ("model.json", "model.onnx", "tokenizer.json")]
+    assert sorted(n for n in names if n.startswith("embeddings/")) == sorted(FUNCTION_CODE + models)
+    assert not any(n.startswith(("training/", "benchmarks/", "webapp/")) for n in names)
     assert any(n.startswith("onnxruntime/capi/") for n in names)
     assert any(n.startswith("tokenizers/") for n in names) and not any(n.startswith("huggingface_hub/") for n in names)
+
+
+FUNCTION_CODE = [
+    "embeddings/__init__.py",
+    "embeddings/cards.py",
+    "embeddings/errors.py",
+    "embeddings/handlers.py",
+    "embeddings/payload.py",
+    "embeddings/pooling.py",
+    "embeddings/runtime.py",
+    "embeddings/slots.py",
+]
+
+
+def test_lambda_zip_code_is_exactly_what_a_function_runs(tmp_path: Path):
+    """The zip's own part (no wheels): the allow-listed modules and the models asked for, nothing else."""
+    package.copy_code(tmp_path, ["minilm-l3"])
+    names = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    models = [f"embeddings/models/minilm-l3/{f}" for f in ("model.json", "model.onnx", "tokenizer.json")]
+    assert names == sorted(FUNCTION_CODE + models)
+
+
+def test_lambda_zip_code_runs_alone(tmp_path: Path):
+    """The handlers answer from the copied code and models only: the allow-list misses nothing they import."""
+    package.copy_code(tmp_path, ["minilm-l6", "sentiment-minilm-l3", "verifier-minilm-l6"])
+    script = (
+        "import json; from embeddings import handlers as h;"
+        "r = [h.embed({'texts': ['hi there?']}), h.sentiment({'texts': ['great talk!']}),"
+        " h.verify({'pairs': [['when is lunch?', 'what time is lunch?']]})];"
+        "print(json.dumps([h.__file__, [x.get('errorMessage') for x in r]]))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "EMBEDDINGS_MODELS_DIR")}
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    where, errors = json.loads(out.stdout.strip().splitlines()[-1])
+    assert Path(where).is_relative_to(tmp_path) and errors == [None, None, None]
 
 
 def check_deploy(env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from embeddings import cli
-from embeddings.cards import write_card
-from embeddings.handlers import DEFAULT_EMBEDDING_MODEL
+from embeddings.cards import DEFAULT_EMBEDDING_MODEL, write_card
 from embeddings.pairs import read_pairs
 from embeddings.runtime import get_model
 from training.evaluate import pair_similarities

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from embeddings import cli
-from embeddings.handlers import DEFAULT_EMBEDDING_MODEL, DEFAULT_SENTIMENT_MODEL
+from embeddings.cards import DEFAULT_EMBEDDING_MODEL, DEFAULT_SENTIMENT_MODEL
 from embeddings.pairs import LabelledPair, read_pairs
 from embeddings.runtime import Model, get_model
 from training.datasets import read_sentiment, read_sts
