@@ -32,17 +32,7 @@ import numpy as np
 
 from benchmarks.pricing import cost_per_million
 from embeddings import cli
-from training.datasets import read_sts
-
-DEFAULT_TEXTS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "stsb" / "stsb-en-test.csv"
-
-
-def load_texts(path: Path, limit: int = 1000) -> list[str]:
-    seen: dict[str, None] = {}
-    for pair in read_sts(path):
-        seen.setdefault(pair.a, None)
-    return list(seen)[:limit]
-
+from training.datasets import DEFAULT_TEXTS, load_texts
 
 Caller = Callable[[list[str]], float]
 

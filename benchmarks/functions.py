@@ -37,6 +37,7 @@ from benchmarks.pricing import cost_per_million
 from benchmarks.summary import cell, field, median, quantiles, spread, table, values
 from embeddings.client import HttpClient
 from embeddings.payload import decode_vectors
+from training.datasets import DEFAULT_TEXTS, load_texts
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN_PYTHON = ROOT / ".venv-train" / "bin" / "python"
@@ -429,7 +430,7 @@ def measure_batching(plan: Plan, texts: list[str], url: str) -> list[dict[str, A
 
 def run(quick: bool) -> dict[str, Any]:
     plan = QUICK if quick else FULL
-    texts = bench.load_texts(bench.DEFAULT_TEXTS)
+    texts = load_texts(DEFAULT_TEXTS)
     data: dict[str, Any] = {
         "machine": machine.machine(),
         "started": machine.now(),

@@ -14,31 +14,32 @@ from pathlib import Path
 import pytest
 
 from embeddings.pairs import read_pairs
-from training import finetune
+from training import corpora, finetune
+from training.corpora import SNLI_MEMBER
 
 
 @pytest.fixture(scope="module")
 def pools() -> dict[str, list[tuple[str, str]]]:
-    return finetune.train_pool_pairs()
+    return corpora.train_pool_pairs()
 
 
 def test_pool_pairs_come_from_train_events_only(pools):
     held_out = {
         t.lower()
         for split in ("dev", "test")
-        for p in read_pairs(finetune.EVENT_PAIRS / f"{split}.tsv")
+        for p in read_pairs(corpora.EVENT_PAIRS / f"{split}.tsv")
         for t in (p.a, p.b)
     }
     texts = {t.lower() for pairs in pools.values() for pair in pairs for t in pair}
     assert texts and not texts & held_out
-    train = {t.lower() for p in read_pairs(finetune.EVENT_PAIRS / "train.tsv") for t in (p.a, p.b)}
+    train = {t.lower() for p in read_pairs(corpora.EVENT_PAIRS / "train.tsv") for t in (p.a, p.b)}
     assert train <= texts  # every train.tsv text is in a train event's pool
 
 
 def test_pool_labels_agree_with_train_tsv(pools):
     label_of = {frozenset(pair): kind.split("_")[0] for kind, pairs in pools.items() for pair in pairs}
     checked = 0
-    for p in read_pairs(finetune.EVENT_PAIRS / "train.tsv"):
+    for p in read_pairs(corpora.EVENT_PAIRS / "train.tsv"):
         kind = label_of.get(frozenset((p.a, p.b)))
         if kind is not None:
             assert kind == p.label, (p, kind)
@@ -47,8 +48,8 @@ def test_pool_labels_agree_with_train_tsv(pools):
 
 
 def test_stage2_epoch_mixes_events_pools_and_stsb(pools):
-    events = [finetune.Pair(f"<event>{i}", "b", 1.0) for i in range(10)]
-    sts = [finetune.Pair(f"<sts>{i}", "b", 0.4) for i in range(20000)]
+    events = [corpora.Pair(f"<event>{i}", "b", 1.0) for i in range(10)]
+    sts = [corpora.Pair(f"<sts>{i}", "b", 0.4) for i in range(20000)]
     rows = finetune.stage2_epoch(random.Random(0), events, sts, 0.5, pools)
     per_class = len(pools["duplicate"])
     drawn = [r for r in rows if not r.a.startswith("<")]
@@ -59,7 +60,6 @@ def test_stage2_epoch_mixes_events_pools_and_stsb(pools):
 
 
 def write_snli(path: Path, data: bytes) -> Path:
-    from training.distil import SNLI_MEMBER
 
     with tarfile.open(path, "w:gz") as archive:
         info = tarfile.TarInfo(SNLI_MEMBER)
@@ -79,18 +79,17 @@ def test_snli_triplets_take_one_per_premise_with_both_labels(tmp_path: Path):
         {"sentence1": "A child reads.", "sentence2": "Someone reads.", "gold_label": "entailment"},
     ]
     data = "".join(json.dumps(r) + "\n" for r in rows).encode()
-    triplets = finetune.snli_triplets(write_snli(tmp_path / "snli.tar.gz", data), random.Random(1))
+    triplets = corpora.snli_triplets(write_snli(tmp_path / "snli.tar.gz", data), random.Random(1))
     assert sorted(t.a for t in triplets) == ["A child reads.", "A man plays a guitar."]
     guitar = next(t for t in triplets if t.a.startswith("A man"))
     assert guitar.b in {"A man makes music.", "A person plays music."} and guitar.negative == "A man sleeps."
 
 
 def test_snli_reader_names_the_file_and_line_of_bad_json(tmp_path: Path):
-    from training.distil import SNLI_MEMBER
 
     path = write_snli(tmp_path / "snli.tar.gz", b'{"sentence1": "a"}\n{broken\n')
     with pytest.raises(SystemExit, match=rf"snli.tar.gz:{SNLI_MEMBER}:2"):
-        finetune.snli_triplets(path, random.Random(1))
+        corpora.snli_triplets(path, random.Random(1))
 
 
 def test_export_of_a_saved_folder_matches_torch(tmp_path: Path):

@@ -12,7 +12,7 @@ import pytest
 from django.core.management import call_command
 
 from embeddings.cards import Thresholds
-from training import finetune
+from training import corpora
 from webapp.events.models import Event
 from webapp.questions import replay
 from webapp.questions.management.commands.calibrate_thresholds import lowest_precise_threshold
@@ -173,7 +173,7 @@ def test_verdicts_on_the_first_half_set_the_event_thresholds_for_the_second(tmp_
 
 
 def test_streams_hold_every_question_of_their_split_once_and_keep_dev_and_test_apart():
-    build = finetune.load_pool_builder()
+    build = corpora.load_pool_builder()
     events = build.load_all_events()
     build.build(events)
     for split in ("dev", "test"):

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from training import finetune, swaps
+from training import corpora, swaps
 
 
 def words_changed(a: str, b: str) -> list[tuple[str, str]]:
@@ -53,7 +53,7 @@ def test_train_swaps_are_deterministic_and_never_use_a_dev_or_test_text():
     first, second = swaps.train_swaps(), swaps.train_swaps()
     assert first == second and len(first) > 500
     assert {"year", "number", "tier", "direction", "slides_recording"} <= {s.rule for s in first}
-    build = finetune.load_pool_builder()
+    build = corpora.load_pool_builder()
     events = build.load_all_events()
     build.assign_splits(events)
     split_of = {build.normalize(t): e.split for e in events for c in e.clusters for t in c.texts}
@@ -66,7 +66,7 @@ def test_train_swaps_are_deterministic_and_never_use_a_dev_or_test_text():
 
 
 def test_a_dev_event_is_refused():
-    build = finetune.load_pool_builder()
+    build = corpora.load_pool_builder()
     events = build.load_all_events()
     build.assign_splits(events)
     dev = next(e for e in events if e.split == "dev")

@@ -8,12 +8,12 @@ import pytest
 
 from embeddings.cards import available
 from tests.conftest import SHARED_DATA
-from training import augment, finetune, report
-from training.finetune import Pair
+from training import augment, corpora, report
+from training.corpora import Pair
 
 
 def test_a_later_pool_file_leaves_every_earlier_pair_unchanged():
-    build = finetune.load_pool_builder()
+    build = corpora.load_pool_builder()
     first = build.load_events(build.POOLS)
     everything = build.load_all_events()
     assert len(everything) > len(first)  # pools_more_*.json exist
@@ -30,7 +30,7 @@ def test_a_later_pool_file_leaves_every_earlier_pair_unchanged():
 
 
 def test_agreement_scores_another_annotator_and_names_a_bad_line(tmp_path: Path):
-    build = finetune.load_pool_builder()
+    build = corpora.load_pool_builder()
     by_split = build.build(build.load_all_events())
     dev = by_split["dev"]
     dup = next(p for p in dev if p.label == "duplicate")
@@ -51,13 +51,13 @@ def test_agreement_scores_another_annotator_and_names_a_bad_line(tmp_path: Path)
 
 
 def test_the_second_annotator_file_covers_test_pairs_only():
-    build = finetune.load_pool_builder()
+    build = corpora.load_pool_builder()
     by_split = build.build(build.load_all_events())
     test = {frozenset((p.a, p.b)) for p in by_split["test"]}
-    with (finetune.EVENT_PAIRS / "second_annotator.tsv").open() as f:
+    with (corpora.EVENT_PAIRS / "second_annotator.tsv").open() as f:
         rows = [line.rstrip("\n").split("\t") for line in f][1:]
     assert len(rows) == 300 and all(frozenset(r[1:]) in test for r in rows)
-    assert "macro-F1 0.904" in build.agreement(finetune.EVENT_PAIRS / "second_annotator.tsv", by_split)
+    assert "macro-F1 0.904" in build.agreement(corpora.EVENT_PAIRS / "second_annotator.tsv", by_split)
 
 
 def test_bm25_ranks_the_overlapping_question_first():
@@ -77,15 +77,15 @@ def test_bm25_ranks_the_overlapping_question_first():
 )
 def test_unlabelled_questions_hold_no_dev_or_test_text():
     texts, origin = augment.unlabelled_questions()
-    held_out = {t for split in ("dev", "test") for p in finetune.event_pairs(split) for t in (p[0].a, p[0].b)}
+    held_out = {t for split in ("dev", "test") for p in corpora.event_pairs(split) for t in (p[0].a, p[0].b)}
     assert texts and not set(texts) & held_out
     assert {"semeval"} < set(origin.values())
 
 
 def test_silver_file_round_trips(tmp_path: Path):
     rows = [Pair("is it recorded?", "will there be a video", 0.9312), Pair("a\tb  c", "back\\slash", 0.0)]
-    augment.write_silver(tmp_path / "silver.tsv", rows)
-    assert augment.read_silver(tmp_path / "silver.tsv") == [rows[0], Pair("a b c", "back\\slash", 0.0)]
+    corpora.write_silver(tmp_path / "silver.tsv", rows)
+    assert corpora.read_silver(tmp_path / "silver.tsv") == [rows[0], Pair("a b c", "back\\slash", 0.0)]
 
 
 def test_report_lists_every_shipped_model_beside_the_papers():
@@ -117,7 +117,7 @@ def test_room_scores_calibrate_on_dev_and_keep_one_paraphrase_per_cluster():
     # Scores that put every pair in one class are no better than a third of the classes right.
     assert room.evaluate(split, split, lambda s: s.density)["test_macro_f1"] < 0.5
 
-    build = finetune.load_pool_builder()
+    build = corpora.load_pool_builder()
     events = build.load_events(build.POOLS)[:3]
     one = room.contexts(events, one_per_cluster=True)
     every = room.contexts(events, one_per_cluster=False)

@@ -27,7 +27,6 @@ Nothing here reads STSb test or event dev/test texts (dev is read for selection 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import random
@@ -41,11 +40,12 @@ from typing import Any
 import numpy as np
 
 from embeddings.pairs import read_pairs
-from training import finetune
-from training.finetune import Pair, log
+from training import corpora, finetune, sbert
+from training.corpora import Pair, write_silver
 from training.metrics import best_thresholds
+from training.sbert import log
 
-SEMEVAL = finetune.SHARED_DATA / "pairs" / "semeval2016_task3_b"
+SEMEVAL = corpora.SHARED_DATA / "pairs" / "semeval2016_task3_b"
 SEMEVAL_TARGETS = {"duplicate": 1.0, "related": 0.5, "unrelated": 0.0}  # PerfectMatch / Relevant / Irrelevant
 CROSS_DIR = "cross"
 SILVER = "silver.tsv"
@@ -144,17 +144,17 @@ def train_cross(args: argparse.Namespace) -> dict[str, Any]:
     from transformers import get_linear_schedule_with_warmup
 
     torch.set_num_threads(args.threads)
-    finetune.quiet()
+    sbert.quiet()
     out = args.out / CROSS_DIR
     out.mkdir(parents=True, exist_ok=True)
     if (out / "stage.json").exists():
         print(f"{out / 'stage.json'} exists: nothing to do")
         return json.loads((out / "stage.json").read_text(encoding="utf-8"))
-    finetune.set_seed(args.seed)
-    pools = finetune.train_pool_pairs()
-    sts = finetune.stsb_pairs("train")
+    sbert.set_seed(args.seed)
+    pools = corpora.train_pool_pairs()
+    sts = corpora.stsb_pairs("train")
     semeval = semeval_train()
-    dev = finetune.event_pairs("dev")
+    dev = corpora.event_pairs("dev")
     log(args.out, {"event": "cross start", "pools": {k: len(v) for k, v in pools.items()}, "semeval": len(semeval)})
 
     def epoch_rows(epoch: int) -> list[Pair]:
@@ -166,7 +166,7 @@ def train_cross(args: argparse.Namespace) -> dict[str, Any]:
         return rows
 
     model = CrossEncoder(args.init)
-    epochs = [finetune.length_batches(epoch_rows(e), args.batch_size, random.Random(e)) for e in range(args.epochs)]
+    epochs = [sbert.length_batches(epoch_rows(e), args.batch_size, random.Random(e)) for e in range(args.epochs)]
     total = sum(len(b) for b in epochs)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
     scheduler = get_linear_schedule_with_warmup(optimizer, round(0.1 * total), total)
@@ -180,7 +180,7 @@ def train_cross(args: argparse.Namespace) -> dict[str, Any]:
         for i, batch in enumerate(batches):
             logits = model.logits([p.a for p in batch], [p.b for p in batch])
             loss = loss_fn(logits, torch.tensor([p.target for p in batch], dtype=torch.float32))
-            finetune.optimizer_step(loss, model.parameters(), optimizer, scheduler)
+            sbert.optimizer_step(loss, model.parameters(), optimizer, scheduler)
             step += 1
             running.append(loss.item())
             if step % 50 == 0:
@@ -241,7 +241,7 @@ def bm25_top(texts: list[str], k: int, k1: float = 1.2, b: float = 0.75) -> list
 
 def unlabelled_questions() -> tuple[list[str], dict[str, str]]:
     """Train events' questions and the short SemEval train questions, each with where it comes from."""
-    build = finetune.load_pool_builder()
+    build = corpora.load_pool_builder()
     events = build.load_all_events()
     build.assign_splits(events)
     origin = {t: e.id for e in events if e.split == "train" for c in e.clusters for t in c.texts}
@@ -255,14 +255,14 @@ def mine(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(args.threads)
-    finetune.quiet()
+    sbert.quiet()
     texts, event_of = unlabelled_questions()
     candidates: set[tuple[str, str]] = set()
     for i, neighbours in enumerate(bm25_top(texts, args.top_k)):
         for j in neighbours:
             candidates.add(tuple(sorted((texts[i], texts[j]))))
-    bi = finetune.sentence_model(args.bi_encoder)
-    vectors = finetune.encode(bi, texts)
+    bi = sbert.sentence_model(args.bi_encoder)
+    vectors = sbert.encode(bi, texts)
     matrix = np.stack([vectors[t] for t in texts])
     sims = matrix @ matrix.T
     np.fill_diagonal(sims, -1)
@@ -297,20 +297,6 @@ def mine(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
-def write_silver(path: Path, rows: Sequence[Pair]) -> None:
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\", lineterminator="\n")
-        writer.writerow(["score", "question_a", "question_b"])
-        for p in rows:
-            writer.writerow([f"{p.target:.4f}", " ".join(p.a.split()), " ".join(p.b.split())])
-
-
-def read_silver(path: Path) -> list[Pair]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\"))
-    return [Pair(a, b, float(score)) for score, a, b in rows[1:]]
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training.augment", description=__doc__.splitlines()[0])
     parser.add_argument("step", choices=["cross", "mine"])
@@ -325,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--top-k", type=int, default=5, help="mine: BM25 and nearest-neighbour matches per question")
     parser.add_argument("--min-per-bin", type=int, default=500)
     parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--threads", type=int, default=finetune.THREADS)
+    parser.add_argument("--threads", type=int, default=sbert.THREADS)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.step == "cross":

@@ -35,6 +35,7 @@ import numpy as np
 
 from embeddings.cards import ModelCard, available, load_card, write_card
 from embeddings.runtime import Model, get_model
+from training import corpora, sbert
 from training.calibrate import calibrate
 from training.evaluate import evaluate_pairs, evaluate_sts
 
@@ -80,7 +81,6 @@ def measure(name: str, fp32_dir: Path | None, stsb_test: Path) -> dict[str, obje
 def measure_teacher(folder: Path, name: str | None, stsb_test: Path) -> dict[str, object]:
     """A torch model folder's figures (fp32), as ``measure`` takes them; into ``name``'s card if given."""
     from embeddings.pairs import read_pairs
-    from training import finetune
     from training.datasets import read_sts
     from training.metrics import (
         PAIR_CLASSES,
@@ -91,10 +91,10 @@ def measure_teacher(folder: Path, name: str | None, stsb_test: Path) -> dict[str
         spearman,
     )
 
-    model = finetune.sentence_model(folder)
+    model = sbert.sentence_model(folder)
 
     def cosines(pairs: list) -> np.ndarray:
-        return finetune.cosines(model, [finetune.Pair(p.a, p.b, 0.0) for p in pairs])
+        return sbert.cosines(model, [corpora.Pair(p.a, p.b, 0.0) for p in pairs])
 
     sts = read_sts(stsb_test)
     dev, test = read_pairs(EVENT_PAIRS / "dev.tsv"), read_pairs(EVENT_PAIRS / "test.tsv")
@@ -149,7 +149,7 @@ def latency_record(ms: list[float]) -> dict[str, object]:
 
 def measure_latency(name: str, requests: int) -> dict[str, object]:
     """One text per call, in-process, 1 thread: as ``benchmarks.bench --backend local`` at C=1."""
-    from benchmarks.bench import DEFAULT_TEXTS, load_texts
+    from training.datasets import DEFAULT_TEXTS, load_texts
 
     texts = load_texts(DEFAULT_TEXTS)
     model = Model(load_card(name), threads=1)

@@ -12,6 +12,8 @@ from pathlib import Path
 from embeddings.pairs import DataError, open_rows, rows_with_header
 
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
+# The texts that latency is measured on (benchmarks.bench, card-metrics --latency).
+DEFAULT_TEXTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "stsb" / "stsb-en-test.csv"
 
 
 @dataclass(frozen=True)
@@ -56,3 +58,11 @@ def read_sentiment(path: Path) -> list[LabelledText]:
     if not texts:
         raise DataError(path, None, "no rows")
     return texts
+
+
+def load_texts(path: Path, limit: int = 1000) -> list[str]:
+    """The first ``limit`` distinct first sentences of an STSb file."""
+    seen: dict[str, None] = {}
+    for pair in read_sts(path):
+        seen.setdefault(pair.a, None)
+    return list(seen)[:limit]

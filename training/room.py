@@ -33,7 +33,7 @@ import numpy as np
 
 from embeddings.pairs import read_pairs
 from embeddings.runtime import get_model
-from training import finetune
+from training import corpora
 from training.metrics import PAIR_TARGETS, best_thresholds, classification_report, classify_similarities, spearman
 
 LABELS = ("duplicate", "related", "unrelated")
@@ -56,7 +56,7 @@ def contexts(events: list, one_per_cluster: bool, seed: int = 0) -> dict[str, li
 
 def measure_split(model, events: list, split: str, k: int, one_per_cluster: bool) -> Split:
     event_of = {t: e.id for e in events for c in e.clusters for t in c.texts}
-    pairs = read_pairs(finetune.EVENT_PAIRS / f"{split}.tsv")
+    pairs = read_pairs(corpora.EVENT_PAIRS / f"{split}.tsv")
     wanted = {event_of[t] for p in pairs for t in (p.a, p.b)}
     context = contexts([e for e in events if e.id in wanted], one_per_cluster)
     texts = sorted({t for qs in context.values() for t in qs} | {t for p in pairs for t in (p.a, p.b)})
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--w", type=float, nargs="+", default=[0.5, 1.0])
     args = parser.parse_args(argv)
     model = get_model(args.model, threads=1)
-    events = finetune.load_pool_builder().load_all_events()
+    events = corpora.load_pool_builder().load_all_events()
     for one_per_cluster in (False, True):
         name = "one paraphrase per cluster" if one_per_cluster else "all paraphrases"
         for k in args.k:

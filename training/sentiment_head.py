@@ -310,7 +310,7 @@ def figures(rows: Rows, probs: np.ndarray, what: str) -> dict[str, Any]:
 def latency_ms(directories: dict[str, Path], requests: int) -> dict[str, dict[str, float]]:
     """card_metrics.measure_latency's protocol (one bench text per call, 1 thread), the models interleaved
     call by call so that both see the same load on a shared machine."""
-    from benchmarks.bench import DEFAULT_TEXTS, load_texts
+    from training.datasets import DEFAULT_TEXTS, load_texts
 
     texts = load_texts(DEFAULT_TEXTS)
     models = {name: Model(ModelCard.from_dir(d), threads=1) for name, d in directories.items()}

