@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from training import corpora, sbert
-from training.corpora import EVENT_PAIRS, SNLI_SDIST, snli_sentences, train_event_groups, train_event_questions
+from training.corpora import EVENT_PAIRS, SNLI_SDIST, Pair, snli_sentences, train_event_groups, train_event_questions
 from training.sbert import log
 
 STAGE_FILE = "stage.json"
@@ -199,6 +199,68 @@ def similarity_loss(predicted: Any, target: Any) -> Any:
     return ((s @ s.T - t @ t.T)[off] ** 2).mean()
 
 
+def epoch_batches(
+    args: argparse.Namespace, rows: list[int], sentences: list[str], event_rows: list[list[int]], epoch: int
+) -> list[list[int]]:
+    """One epoch's batches of sentence indices (``rows`` is shuffled in place, epoch after epoch)."""
+    rng = random.Random(f"{args.seed}:distil:{epoch}")
+    if args.loss == "similarity":
+        return similarity_batches(rows, sentences, event_rows, args.batch_size, args.event_repeat, rng)
+    rng.shuffle(rows)
+    return length_batches(rows, sentences, args.batch_size, rng)
+
+
+def batch_loss(loss: str, student: Any, texts: list[str], target: Any) -> Any:
+    """The student's vectors of ``texts`` against the teacher's: their cosines (similarity) or the vectors."""
+    import torch
+
+    predicted = student(student.preprocess(texts))["sentence_embedding"]
+    if loss == "similarity":
+        return similarity_loss(predicted, target)
+    return torch.nn.functional.mse_loss(predicted, target)
+
+
+def dev_figures(student: Any, sts_dev: list[Pair], events_dev: list[tuple[Pair, str]]) -> dict[str, Any]:
+    import torch
+
+    student.eval()
+    with torch.no_grad():
+        figures: dict[str, Any] = {"stsb_dev_spearman": sbert.evaluate_sts(student, sts_dev)}
+        if events_dev:
+            figures |= {f"event_dev_{k}": v for k, v in sbert.evaluate_events(student, events_dev).items()}
+    student.train()
+    return figures
+
+
+def summarise(
+    args: argparse.Namespace,
+    best: dict[str, Any],
+    teacher_dev: float,
+    sentences: list[str],
+    counts: dict[str, int],
+    started: float,
+) -> dict[str, Any]:
+    """What stage.json records of a run."""
+    return {
+        "best": best,
+        "teacher": str(args.teacher),
+        "teacher_stsb_dev_spearman": teacher_dev,
+        "init": args.init,
+        "loss": "MSE to the teacher's vectors"
+        if args.loss == "vectors"
+        else "MSE between the student's and the teacher's cosines of every pair in a batch (half of each batch "
+        f"one train event's questions, {args.event_repeat} times an epoch)",
+        "data": f"{len(sentences):,} unlabelled sentences (teacher vectors as targets, MSE): every train event's "
+        "question and a seeded random draw from the rest; unique sentences per source: "
+        + ", ".join(f"{k} {v:,}" for k, v in counts.items()),
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "train_s": round(time.perf_counter() - started, 1),
+    }
+
+
 def train(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from transformers import get_linear_schedule_with_warmup
@@ -241,20 +303,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     step, started, running = 0, time.perf_counter(), []
     student.train()
     for epoch in range(args.epochs):
-        rng = random.Random(f"{args.seed}:distil:{epoch}")
-        if args.loss == "similarity":
-            batches = similarity_batches(rows, sentences, event_rows, args.batch_size, args.event_repeat, rng)
-        else:
-            rng.shuffle(rows)
-            batches = length_batches(rows, sentences, args.batch_size, rng)
-        for batch in batches[:steps_per_epoch]:
-            features = student.preprocess([sentences[i] for i in batch])
-            predicted = student(features)["sentence_embedding"]
-            target = torch.from_numpy(targets[batch])
-            if args.loss == "similarity":
-                loss = similarity_loss(predicted, target)
-            else:
-                loss = torch.nn.functional.mse_loss(predicted, target)
+        for batch in epoch_batches(args, rows, sentences, event_rows, epoch)[:steps_per_epoch]:
+            loss = batch_loss(args.loss, student, [sentences[i] for i in batch], torch.from_numpy(targets[batch]))
             sbert.optimizer_step(loss, student.parameters(), optimizer, scheduler)
             step += 1
             running.append(loss.item())
@@ -266,12 +316,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                     flush=True,
                 )
             if step % every == 0 or step == total:
-                student.eval()
-                with torch.no_grad():
-                    figures: dict[str, Any] = {"stsb_dev_spearman": sbert.evaluate_sts(student, sts_dev)}
-                    if events_dev:
-                        figures |= {f"event_dev_{k}": v for k, v in sbert.evaluate_events(student, events_dev).items()}
-                student.train()
+                figures = dev_figures(student, sts_dev, events_dev)
                 record = {
                     "stage": "distil",
                     "epoch": round(step / steps_per_epoch, 2),
@@ -285,24 +330,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                     best = record
                     sbert.save(student, out)
                 log(out, record)
-    summary = {
-        "best": best,
-        "teacher": str(args.teacher),
-        "teacher_stsb_dev_spearman": teacher_dev,
-        "init": args.init,
-        "loss": "MSE to the teacher's vectors"
-        if args.loss == "vectors"
-        else "MSE between the student's and the teacher's cosines of every pair in a batch (half of each batch "
-        f"one train event's questions, {args.event_repeat} times an epoch)",
-        "data": f"{len(sentences):,} unlabelled sentences (teacher vectors as targets, MSE): every train event's "
-        "question and a seeded random draw from the rest; unique sentences per source: "
-        + ", ".join(f"{k} {v:,}" for k, v in counts.items()),
-        "epochs": args.epochs,
-        "lr": args.lr,
-        "batch_size": args.batch_size,
-        "seed": args.seed,
-        "train_s": round(time.perf_counter() - started, 1),
-    }
+    summary = summarise(args, best, teacher_dev, sentences, counts, started)
     (out / STAGE_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
 

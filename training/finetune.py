@@ -140,6 +140,33 @@ def stage2_epoch(
 # --- training -------------------------------------------------------------------------------
 
 
+def rows_loss(model: Any, batch: list[Any], pair_loss: Any, triplet_loss: Any) -> Any:
+    """A batch of pairs with the pair loss, a batch of triplets (rows with a ``negative``) with MNRL."""
+    import torch
+
+    features = [model.preprocess([p.a for p in batch]), model.preprocess([p.b for p in batch])]
+    if hasattr(batch[0], "negative"):  # the labels are the positions: row i's positive is column i
+        features.append(model.preprocess([p.negative for p in batch]))
+        return triplet_loss(features, None)
+    return pair_loss(features, torch.tensor([p.target for p in batch], dtype=torch.float32))
+
+
+def dev_checkpoint(
+    model: Any, evaluate: Callable[[], dict[str, Any]], stage: str, epoch: float, step: int, train_loss: float | None
+) -> dict[str, Any]:
+    """The dev figures of the model in training, as one log record."""
+    import torch
+
+    model.eval()
+    started = time.perf_counter()
+    with torch.no_grad():
+        metrics = evaluate()
+    model.train()
+    record = {"stage": stage, "epoch": round(epoch, 2), "step": step, "train_loss": train_loss, **metrics}
+    record["eval_s"] = round(time.perf_counter() - started, 1)
+    return record
+
+
 def train_stage(
     model: Any,
     epochs: int,
@@ -184,14 +211,7 @@ def train_stage(
     scheduler = get_linear_schedule_with_warmup(optimizer, round(0.1 * total), total)
 
     def checkpoint(epoch: float, step: int, train_loss: float | None) -> dict[str, Any]:
-        model.eval()
-        started = time.perf_counter()
-        with torch.no_grad():
-            metrics = evaluate()
-        model.train()
-        record = {"stage": stage, "epoch": round(epoch, 2), "step": step, "train_loss": train_loss, **metrics}
-        record["eval_s"] = round(time.perf_counter() - started, 1)
-        return record
+        return dev_checkpoint(model, evaluate, stage, epoch, step, train_loss)
 
     best = checkpoint(0.0, 0, None)
     best["selected"] = False  # the starting point is reported, never kept as this stage's result
@@ -204,12 +224,7 @@ def train_stage(
         marks = {min(n, math.ceil(n * (k + 1) / evals_per_epoch)) for k in range(evals_per_epoch)}
         running, count = 0.0, 0
         for i, batch in enumerate(batches):
-            features = [model.preprocess([p.a for p in batch]), model.preprocess([p.b for p in batch])]
-            if hasattr(batch[0], "negative"):  # the labels are the positions: row i's positive is column i
-                features.append(model.preprocess([p.negative for p in batch]))
-                batch_loss = triplet_loss(features, None)
-            else:
-                batch_loss = pair_loss(features, torch.tensor([p.target for p in batch], dtype=torch.float32))
+            batch_loss = rows_loss(model, batch, pair_loss, triplet_loss)
             optimizer_step(batch_loss, model.parameters(), optimizer, scheduler)
             step += 1
             running, count = running + batch_loss.item(), count + 1
