@@ -128,7 +128,8 @@ def crossover(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def section(data: dict[str, Any], figures_dir: Path) -> str:
+def _rows(data: dict[str, Any]) -> list[list[Any]]:
+    """One table row per size and structure."""
     rows = []
     for r in data["sizes"]:
         for name, label in (("flat", "flat"), ("hnsw", "HNSW")):
@@ -149,9 +150,12 @@ def section(data: dict[str, Any], figures_dir: Path) -> str:
                     len(reps),
                 ]
             )
-    c = crossover(data)
+    return rows
+
+
+def _reading(c: dict[str, Any]) -> tuple[str, str, str, str]:
+    """What the crossover says of the switch setting, in words: (how, crossing, build, verdict)."""
     how = "measured" if c["flat_at_switch_measured"] else "fitted"
-    params = data["hnsw_params"]
     saving = c["flat_p50_at_switch"] - c["hnsw_p50_at_switch"]
     crossing = (
         f"a flat search costs {c['flat_ms_per_10k']:.3f} ms more per 10,000 vectors (least squares over the sizes) "
@@ -189,6 +193,14 @@ def section(data: dict[str, Any], figures_dir: Path) -> str:
             f"{'beyond it' if not c['crossover'] or c['crossover'] > c['switch'] else 'before it'}).{later} Re-run "
             "at a quiet time, and move `INDEX_HNSW_MIN_VECTORS` if this holds."
         )
+    return how, crossing, build, verdict
+
+
+def section(data: dict[str, Any], figures_dir: Path) -> str:
+    rows = _rows(data)
+    c = crossover(data)
+    how, crossing, build, verdict = _reading(c)
+    params = data["hnsw_params"]
     low, high = spread([r["peak_rss_bytes"] / 2**20 for r in data["runs"]])[1:]
     peak = f"{high:,.0f}" if round(low) == round(high) else f"{low:,.0f}-{high:,.0f}"
     note = machine.busy_note(data)
