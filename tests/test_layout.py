@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,11 @@ def test_the_rule_sees_a_deferred_import(tmp_path: Path):
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from training.metrics import spearman\n    import django.conf\n")
     assert imported(module) == [(2, "training"), (3, "django")]
+
+
+def test_the_container_image_copies_the_modules_the_zip_holds():
+    from embeddings.package import FUNCTION_MODULES
+
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    copied = set(re.findall(r"embeddings/(\w+)\.py", dockerfile))
+    assert copied == {name.removesuffix(".py") for name in FUNCTION_MODULES}
