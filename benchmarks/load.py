@@ -637,37 +637,7 @@ def section(data: dict[str, Any], figures_dir: Path) -> str:
         "votes, so the list stays unchanged and every poll after the first may be a 304), the room before "
         "anyone asks.",
         "",
-        table(
-            [
-                "attendees",
-                "s",
-                "req/s",
-                "polls/s (asked)",
-                "304 share",
-                "poll p50 / p99 ms",
-                "HTTP errors",
-                "posts/s",
-                "submit→flag p50 / p99 ms",
-                "lost",
-                "backlog drained after s",
-            ],
-            [
-                [
-                    _who(r),
-                    fmt(r["seconds"]),
-                    fmt(r["requests_per_s"], 1),
-                    f"{fmt(r['polls_per_s'], 1)} ({r['attendees'] / setup['poll_s']:,.0f})",
-                    "-" if r["poll_304_share"] is None else f"{r['poll_304_share']:.1%}",
-                    _p(r["request_ms"].get("list")),
-                    ", ".join(f"{k}: {v}" for k, v in r["http_errors"].items()) or "none",
-                    fmt(r["posts_per_s"], 2),
-                    _p(r["submit_to_flag_ms"]),
-                    r["lost_missing"] + r["lost_unprocessed"],
-                    fmt(r["drain_s"], 1),
-                ]
-                for r in levels
-            ],
-        ),
+        _levels_table(levels, setup),
         "",
         "polls/s (asked): what the pages would send if every answer were instant (attendees / "
         f"{setup['poll_s']:g} s); a page polls again {setup['poll_s']:g} s after the last answer, so slower "
@@ -675,17 +645,7 @@ def section(data: dict[str, Any], figures_dir: Path) -> str:
         "",
         "Requests as the clients saw them, p50 / p99 ms (moderate: each of the moderator page's three polls):",
         "",
-        table(
-            ["attendees", "list", "vote", "similar", "post", "moderate", "present", "page"],
-            [
-                [_who(r)]
-                + [
-                    _p(r["request_ms"].get(k), 1)
-                    for k in ("list", "vote", "similar", "post", "moderate", "present", "page")
-                ]
-                for r in levels
-            ],
-        ),
+        _requests_table(levels),
         "",
         "Where the machine's two cores went over each level (CPU seconds / wall seconds; machine: every "
         "process on it, other users' included; load: the clients' own process; web: gunicorn, master and "
@@ -693,60 +653,120 @@ def section(data: dict[str, Any], figures_dir: Path) -> str:
         "and the shared cache: rate limits, live versions) and the database connections open at the "
         "level's end (what the pools grew to):",
         "",
-        table(
-            ["attendees", "cores", "Redis commands/s", "database connections"],
-            [
-                [
-                    _who(r),
-                    ", ".join(f"{k} {v:g}" for k, v in r.get("cpu_cores", {}).items()),
-                    fmt(r.get("redis_commands_per_s")),
-                    fmt(r.get("database_connections")),
-                ]
-                for r in levels
-            ],
-        ),
+        _cores_table(levels),
         "",
         "Where the processing time goes, p50 / p99 in ms per processed question (the `timings` each "
         "processing run stores: queue = last send to task start, verify = the verifier's reading of the best "
         "match, outside the lock, lock = waiting for the event's row, "
         "index = FAISS catch-up and search, db = the other queries):",
         "",
-        table(
-            ["attendees", "questions", *TIMING_KEYS],
-            [
-                [_who(r), f"{r['processed']:,}"] + [_p(r["breakdown_ms"].get(k), 1) for k in TIMING_KEYS]
-                for r in levels
-                if r["processed"]
-            ],
-        ),
+        _timings_table(levels),
         "",
         "Duplicate flags:",
         "",
-        table(
-            [
-                "attendees",
-                "submit→processed p50 / p99 ms",
-                "paraphrase pairs posted",
-                "flagged",
-                "expected by replay, missed",
-            ],
-            [
-                [
-                    _who(r),
-                    _p(r["submit_to_processed_ms"]),
-                    r["paraphrase_pairs"],
-                    r["paraphrase_pairs_flagged"],
-                    r["expected_flags_missed"],
-                ]
-                for r in levels
-                if not r.get("quiet")
-            ],
-        ),
+        _flags_table(levels),
     ]
     plot = _plot(levels, setup["poll_s"], figures_dir)
     if plot:
         lines += ["", f"![poll and submit-to-flag latency, and polls per second, by attendees]({plot})"]
     return "\n".join(lines)
+
+
+def _levels_table(levels: list[dict[str, Any]], setup: dict[str, Any]) -> str:
+    return table(
+        [
+            "attendees",
+            "s",
+            "req/s",
+            "polls/s (asked)",
+            "304 share",
+            "poll p50 / p99 ms",
+            "HTTP errors",
+            "posts/s",
+            "submit→flag p50 / p99 ms",
+            "lost",
+            "backlog drained after s",
+        ],
+        [
+            [
+                _who(r),
+                fmt(r["seconds"]),
+                fmt(r["requests_per_s"], 1),
+                f"{fmt(r['polls_per_s'], 1)} ({r['attendees'] / setup['poll_s']:,.0f})",
+                "-" if r["poll_304_share"] is None else f"{r['poll_304_share']:.1%}",
+                _p(r["request_ms"].get("list")),
+                ", ".join(f"{k}: {v}" for k, v in r["http_errors"].items()) or "none",
+                fmt(r["posts_per_s"], 2),
+                _p(r["submit_to_flag_ms"]),
+                r["lost_missing"] + r["lost_unprocessed"],
+                fmt(r["drain_s"], 1),
+            ]
+            for r in levels
+        ],
+    )
+
+
+def _requests_table(levels: list[dict[str, Any]]) -> str:
+    return table(
+        ["attendees", "list", "vote", "similar", "post", "moderate", "present", "page"],
+        [
+            [_who(r)]
+            + [
+                _p(r["request_ms"].get(k), 1)
+                for k in ("list", "vote", "similar", "post", "moderate", "present", "page")
+            ]
+            for r in levels
+        ],
+    )
+
+
+def _cores_table(levels: list[dict[str, Any]]) -> str:
+    return table(
+        ["attendees", "cores", "Redis commands/s", "database connections"],
+        [
+            [
+                _who(r),
+                ", ".join(f"{k} {v:g}" for k, v in r.get("cpu_cores", {}).items()),
+                fmt(r.get("redis_commands_per_s")),
+                fmt(r.get("database_connections")),
+            ]
+            for r in levels
+        ],
+    )
+
+
+def _timings_table(levels: list[dict[str, Any]]) -> str:
+    return table(
+        ["attendees", "questions", *TIMING_KEYS],
+        [
+            [_who(r), f"{r['processed']:,}"] + [_p(r["breakdown_ms"].get(k), 1) for k in TIMING_KEYS]
+            for r in levels
+            if r["processed"]
+        ],
+    )
+
+
+def _flags_table(levels: list[dict[str, Any]]) -> str:
+    return table(
+        [
+            "attendees",
+            "submit→processed p50 / p99 ms",
+            "paraphrase pairs posted",
+            "flagged",
+            "expected by replay, missed",
+        ],
+        [
+            [
+                _who(r),
+                _p(r["submit_to_processed_ms"]),
+                r["paraphrase_pairs"],
+                r["paraphrase_pairs_flagged"],
+                r["expected_flags_missed"],
+            ]
+            for r in levels
+            if not r.get("quiet")
+        ],
+    )
 
 
 def _plot(levels: list[dict[str, Any]], poll_s: float, figures_dir: Path) -> str | None:
