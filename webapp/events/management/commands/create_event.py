@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import secrets
-
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from webapp.events import actions
 from webapp.events.models import Event
 
 
@@ -60,9 +59,9 @@ class Command(BaseCommand):
                 )
             except ValidationError as exc:
                 raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from None
-            logins = [(name, secrets.token_urlsafe(12)) for name in create_moderator]
-            created = [users.objects.create_user(name, password=password) for name, password in logins]
-            event.moderators.add(*existing, *created)
+            event.moderators.add(*existing)
+            # The same creation as the moderators page's: a plain user and a generated password.
+            logins = [(name, actions.create_moderator(event, name)[1]) for name in create_moderator]
         self.stdout.write(event.code)
         for name, password in logins:
             self.stdout.write(f"moderator login: {name} / {password}  (sign in at /accounts/login/)")
