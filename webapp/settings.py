@@ -258,6 +258,9 @@ QUESTION_SWEEP_BATCH = envint("QUESTION_SWEEP_BATCH", 500, minimum=1)
 QUESTION_INLINE_WAIT_S = envfloat("QUESTION_INLINE_WAIT_S", 0.5, minimum=0)
 QUESTION_INLINE_WORKERS = envint("QUESTION_INLINE_WORKERS", 2, minimum=1)
 QUESTION_SWEEP_IN_WEB = envbool("QUESTION_SWEEP_IN_WEB", CELERY_TASK_ALWAYS_EAGER)
+# An attendee may edit (the text is processed again) or withdraw their question for this long after
+# asking, while it is not answered or on stage (webapp/questions/actions.py).
+QUESTION_EDIT_WINDOW_S = envint("QUESTION_EDIT_WINDOW_S", 300, minimum=0)
 
 # An event's FAISS index is exact (flat) below this many vectors and an HNSW graph from there
 # (webapp/questions/index.py; the measurements behind the default are in docs/app.md).

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.http import HttpRequest, JsonResponse
 
-from webapp.core.text import RAW_CHARS_PER_CHAR, InvalidText, clean_text
+from webapp.core.text import RAW_CHARS_PER_CHAR, InvalidText, clean_lines, clean_text
 from webapp.events.models import Event
 
 # No field takes a number this long; Python refuses to convert past 4,300 digits (a ValueError).
@@ -80,8 +80,9 @@ def _int(digits: str) -> int:
     return int(digits)
 
 
-def text_field(data: dict[str, Any], name: str, max_chars: int, required: bool) -> str:
-    """``data[name]`` as cleaned text (webapp/core/text.py), at most ``max_chars`` once cleaned."""
+def text_field(data: dict[str, Any], name: str, max_chars: int, required: bool, lines: bool = False) -> str:
+    """``data[name]`` as cleaned text (webapp/core/text.py), at most ``max_chars`` once cleaned;
+    with ``lines``, its line breaks stay."""
     value = data.get(name, "")
     if value is None:
         value = ""
@@ -90,7 +91,7 @@ def text_field(data: dict[str, Any], name: str, max_chars: int, required: bool) 
     if len(value) > max_chars * RAW_CHARS_PER_CHAR:
         raise ApiError(400, f"{name}: at most {max_chars} characters", name)
     try:
-        value = clean_text(value)
+        value = clean_lines(value) if lines else clean_text(value)
     except InvalidText as exc:
         raise ApiError(400, f"{name}: {exc}", name) from None
     if required and not value:

@@ -20,6 +20,17 @@ class InvalidText(ValueError):
     """Text that cannot be stored; the message reads after a field name ("text: ...")."""
 
 
+def clean_lines(value: str) -> str:
+    """``clean_text`` line by line, for text with paragraphs (a written answer): line breaks stay,
+    at most one blank line in a row, none at either end."""
+    lines = [clean_text(line) for line in value.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    kept: list[str] = []
+    for line in lines:
+        if line or (kept and kept[-1]):
+            kept.append(line)
+    return "\n".join(kept).strip("\n")
+
+
 def clean_text(value: str) -> str:
     """NFKC, without format characters, whitespace collapsed; "" when nothing visible is left.
 

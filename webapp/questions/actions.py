@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from functools import partial
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -93,8 +95,8 @@ def merge(duplicate: Question, original: Question, moderator) -> None:
         Question.objects.filter(merged_into=duplicate).update(merged_into=original)
         duplicate.status = Question.Status.MERGED
         duplicate.merged_into = original
-        duplicate.pinned = False
-        duplicate.save(update_fields=["status", "merged_into", "pinned"])
+        duplicate.pinned = duplicate.now_answering = False
+        duplicate.save(update_fields=["status", "merged_into", "pinned", "now_answering"])
         _recount(original.pk)
         _recount(duplicate.pk)
         now = timezone.now()
@@ -177,27 +179,141 @@ def dismiss_flags(event: Event, ids: list[int], moderator) -> list[int]:
     return dismissed
 
 
-MODERATION_ACTIONS = ("approve", "hide", "show", "answer", "unanswer", "pin", "unpin", "retry")
+MODERATION_ACTIONS = ("approve", "hide", "show", "answer", "unanswer", "now", "not_now", "pin", "unpin", "retry")
 
 
-def moderate(question: Question, action: str) -> None:
+def moderate(question: Question, action: str, moderator=None) -> None:
     if action not in MODERATION_ACTIONS:
         raise ActionError(f"unknown action; one of {', '.join(MODERATION_ACTIONS)}", field="action")
-    if question.status == Question.Status.MERGED and action != "retry":
-        raise ActionError("this question was merged into another")
+    if question.status in (Question.Status.MERGED, Question.Status.WITHDRAWN) and action != "retry":
+        raise ActionError(f"this question was {question.status}")
     if action == "retry":
         if question.state != Question.State.FAILED:
             raise ActionError("only a question whose processing failed can be retried")
         retry_processing(question)
         return
+    if action == "now":
+        now_answering(question)
+        return
     changes = {
         "approve": {"status": Question.Status.VISIBLE},
         "show": {"status": Question.Status.VISIBLE},
-        "hide": {"status": Question.Status.HIDDEN, "pinned": False},
-        "answer": {"answered": True, "pinned": False},
-        "unanswer": {"answered": False},
+        "hide": {"status": Question.Status.HIDDEN, "pinned": False, "now_answering": False},
+        "answer": _answered(moderator),
+        "unanswer": {"answered": False, "answered_at": None},
+        "not_now": {"now_answering": False},
         "pin": {"pinned": True},
         "unpin": {"pinned": False},
     }[action]
     Question.objects.filter(pk=question.pk).update(**changes)
     live.changed(question.event.code)
+
+
+def _answered(moderator) -> dict:
+    """What marking a question answered writes: it leaves the stage and the pins."""
+    return {
+        "answered": True,
+        "answered_at": timezone.now(),
+        "answered_by": moderator if moderator is not None and moderator.is_authenticated else None,
+        "pinned": False,
+        "now_answering": False,
+    }
+
+
+def now_answering(question: Question) -> None:
+    """Put ``question`` on stage: shown as "now answering" on every page, one per event at a time."""
+    if question.status != Question.Status.VISIBLE:
+        raise ActionError("only a question attendees can see can be on stage")
+    with transaction.atomic():
+        # Race: two moderators choosing at once; the event's row orders them (the last one wins),
+        # and the partial unique constraint keeps it to one whatever happens.
+        Event.objects.select_for_update().filter(pk=question.event_id).first()
+        Question.objects.filter(event_id=question.event_id, now_answering=True).exclude(pk=question.pk).update(
+            now_answering=False
+        )
+        Question.objects.filter(pk=question.pk).update(now_answering=True, answered=False, answered_at=None)
+        live.changed(question.event.code)
+
+
+def write_answer(question: Question, text: str, moderator) -> None:
+    """A written answer, shown under the question to attendees and in the export; it marks the
+    question answered. An empty ``text`` removes the written answer (the question stays answered)."""
+    if question.status in (Question.Status.MERGED, Question.Status.WITHDRAWN):
+        raise ActionError(f"this question was {question.status}: answer the one it joined")
+    changes = {"answer": text, **_answered(moderator)} if text else {"answer": ""}
+    Question.objects.filter(pk=question.pk).update(**changes)
+    live.changed(question.event.code)
+
+
+# --- the asker's own changes -------------------------------------------------------------------
+
+OWN_CHANGEABLE = (Question.Status.VISIBLE, Question.Status.AWAITING_APPROVAL)
+
+
+def editable_until(question: Question) -> datetime | None:
+    """Until when its asker may still edit or withdraw ``question``; None when they may not (any more).
+
+    Not once answered, on stage, merged, hidden or withdrawn (``_own_question`` also refuses
+    once other questions were merged into it).
+    """
+    if question.status not in OWN_CHANGEABLE or question.answered or question.now_answering:
+        return None
+    until = question.created_at + timedelta(seconds=settings.QUESTION_EDIT_WINDOW_S)
+    return until if timezone.now() < until else None
+
+
+def _own_question(question: Question, attendee: str) -> Question:
+    """``question`` locked, if ``attendee`` asked it and may still change it; ActionError otherwise."""
+    question = Question.objects.select_for_update().select_related("event").get(pk=question.pk)
+    if question.attendee != attendee:
+        raise ActionError("only its asker can change a question")
+    if not question.event.is_open:
+        raise ActionError("this event is closed")
+    if editable_until(question) is None:
+        minutes = max(1, settings.QUESTION_EDIT_WINDOW_S // 60)
+        if question.status not in OWN_CHANGEABLE:
+            raise ActionError(f"this question was {question.status.replace('_', ' ')}: it can no longer change")
+        if question.answered or question.now_answering:
+            raise ActionError("this question is being or was answered: it can no longer change")
+        raise ActionError(f"a question can be changed for {minutes} minute{'s' if minutes > 1 else ''} after asking")
+    if Question.objects.filter(merged_into=question).exists():
+        raise ActionError("other questions were merged into this one: it can no longer change")
+    return question
+
+
+def edit_question(question: Question, attendee: str, text: str) -> Question:
+    """Its asker rewords ``question``: processed again (vector, sentiment, flags); the votes stay.
+
+    The flags raised for the old text that no moderator decided yet go (the new text gets its own);
+    decided ones stay as the moderators' record. Under pre-moderation an approved question waits
+    for approval again, so an edit cannot slip past the moderators.
+    """
+    from webapp.questions.tasks import enqueue
+
+    with transaction.atomic():
+        question = _own_question(question, attendee)
+        if text == question.text:
+            return question
+        Flag.objects.filter(question=question, status=Flag.Status.OPEN).delete()
+        if question.event.premoderation and question.status == Question.Status.VISIBLE:
+            question.status = Question.Status.AWAITING_APPROVAL
+        lifecycle.edited(question, text)
+        transaction.on_commit(partial(enqueue, question.pk))
+    return question
+
+
+def withdraw_question(question: Question, attendee: str) -> Question:
+    """Its asker takes ``question`` back: kept (for the record and the export), shown to no one else.
+
+    Its open flags, either side, are closed as dismissed without a moderator.
+    """
+    with transaction.atomic():
+        question = _own_question(question, attendee)
+        question.status = Question.Status.WITHDRAWN
+        question.pinned = question.now_answering = False
+        question.save(update_fields=["status", "pinned", "now_answering"])
+        Flag.objects.filter(Q(question=question) | Q(matched=question), status=Flag.Status.OPEN).update(
+            status=Flag.Status.DISMISSED, decided_by=None, decided_at=timezone.now()
+        )
+        live.changed(question.event.code)
+    return question

@@ -24,7 +24,7 @@ from webapp.core.jsonapi import ApiError, body_json, event_by_code, require_mode
 from webapp.events.codes import is_valid, normalise
 from webapp.questions import actions, live
 from webapp.questions.attendees import Attendee, attendee_id, current
-from webapp.questions.models import MAX_NAME_CHARS, MAX_QUESTION_CHARS, Flag, Question, Vote
+from webapp.questions.models import MAX_ANSWER_CHARS, MAX_NAME_CHARS, MAX_QUESTION_CHARS, Flag, Question, Vote
 from webapp.questions.serialize import flag_json, flags_json, question_json
 from webapp.questions.similarity import find_matches
 
@@ -146,25 +146,57 @@ def event_questions(request: HttpRequest, code: str) -> tuple[dict[str, Any], in
     # statement reads its own snapshot on PostgreSQL), and the page would show it twice. The
     # second query is the newer state.
     newer = {q.pk for q in mine_rows}
+    on_stage = next((q.pk for q in public_rows if q.now_answering), None)
     return {
-        "event": {"code": event.code, "title": event.title, "open": event.is_open},
+        "event": {"code": event.code, "title": event.title, "open": event.is_open, "now_answering": on_stage},
         "questions": [question_json(q, me, voted=q.pk in voted) for q in public_rows if q.pk not in newer],
         "mine": [question_json(q, me) for q in mine_rows],
     }, 200
 
 
-@require_GET
+@require_http_methods(["GET", "PATCH", "DELETE"])
 @api
 def question_detail(request: HttpRequest, pk: int) -> tuple[dict[str, Any], int]:
+    """A question; its asker may PATCH its ``text`` or DELETE (withdraw) it for a short time after
+    asking (QUESTION_EDIT_WINDOW_S; ``editable_until`` in their copy says until when)."""
     question = get_question(pk)
     if not can_see(request, question):
         raise ApiError(404, "no such question")
+    if request.method != "GET":
+        return own_change(request, question)
     me = attendee_id(request)
     voted = me is not None and Vote.objects.filter(question=question, attendee=me).exists()
     moderator = question.event.is_moderator(request.user)
     data = question_json(question, me, moderator=moderator, voted=voted)
     data["flags"] = flags_json(question, moderator=moderator)
     return data, 200
+
+
+def own_change(request: HttpRequest, question: Question) -> tuple[dict[str, Any], int]:
+    me = require_attendee(request)
+    if question.attendee != me.id:
+        raise ApiError(403, "only its asker can change a question")
+    if request.method == "PATCH":
+        text = text_field(body_json(request), "text", MAX_QUESTION_CHARS, required=True)
+        # An edit is processed like a new question: it counts against the same limit.
+        limit(request, "post", settings.POSTS_PER_MINUTE, settings.POSTS_PER_MINUTE_PER_ADDRESS)
+        question = actions.edit_question(question, me.id, text)
+    else:
+        question = actions.withdraw_question(question, me.id)
+    question.refresh_from_db()
+    return question_json(question, me.id), 200
+
+
+@require_POST
+@api
+def question_answer(request: HttpRequest, pk: int) -> tuple[dict[str, Any], int]:
+    """A moderator writes the answer: ``{"text": "..."}`` (empty removes it); it marks the question answered."""
+    question = get_question(pk)
+    require_moderator(request, question.event)
+    text = text_field(body_json(request), "text", MAX_ANSWER_CHARS, required=False, lines=True)
+    actions.write_answer(question, text, request.user)
+    question.refresh_from_db()
+    return question_json(question, moderator=True), 200
 
 
 @require_POST
@@ -309,7 +341,7 @@ def question_moderate(request: HttpRequest, pk: int) -> tuple[dict[str, Any], in
     action = data.get("action")
     if not isinstance(action, str):
         raise ApiError(400, "action: required", "action")
-    actions.moderate(question, action)
+    actions.moderate(question, action, request.user)
     question.refresh_from_db()
     return question_json(question, moderator=True), 200
 

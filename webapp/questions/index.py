@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 import faiss
@@ -173,6 +174,9 @@ class _Cached:
     index: VectorIndex
     count: int
     max_id: int  # never below the highest id in the index, so appending never adds an id twice
+    # The latest edit among the indexed questions: an edited question keeps its id but gets a new
+    # vector, which neither the count nor the highest id shows.
+    edited: datetime | None = None
 
 
 # An index is one event's vectors of one model: (event id, model name). A process that changes model
@@ -197,8 +201,9 @@ def _event_lock(key: Key) -> threading.Lock:
 
 
 def _stored(key: Key):
+    """The questions the index holds: those with a vector of ``model``, except withdrawn ones."""
     event_id, model = key
-    return Question.objects.filter(event_id=event_id).with_vector(model)
+    return Question.objects.filter(event_id=event_id).with_vector(model).exclude(status=Question.Status.WITHDRAWN)
 
 
 def _rows(key: Key, after_id: int = 0, only: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -242,10 +247,13 @@ def _catch_up(key: Key, cached: _Cached, count: int, max_id: int) -> bool:
 def event_index(event_id: int, model: str, dim: int = 384) -> VectorIndex:
     """The event's index of ``model``'s vectors, level with the database (one aggregate query when fresh)."""
     key = (event_id, model)
-    stats = _stored(key).aggregate(n=Count("id"), top=Max("id"))
-    count, max_id = stats["n"], stats["top"] or 0
+    stats = _stored(key).aggregate(n=Count("id"), top=Max("id"), edited=Max("edited_at"))
+    count, max_id, edited = stats["n"], stats["top"] or 0, stats["edited"]
     with _event_lock(key):
         cached = _cache.get(key)
+        # An edit is rare (its asker's first minutes only): a cache that missed one is rebuilt.
+        if cached and cached.edited != edited:
+            cached = None
         if cached and cached.count == count and cached.max_id == max_id:
             return _used(key, cached).index
         if cached and _catch_up(key, cached, count, max_id):
@@ -253,7 +261,7 @@ def event_index(event_id: int, model: str, dim: int = 384) -> VectorIndex:
         ids, vectors = _rows(key)
         index = VectorIndex(vectors.shape[1] if len(ids) else dim)
         index.add(ids, vectors)
-        return _used(key, _Cached(index, len(index), int(ids.max()) if len(ids) else 0)).index
+        return _used(key, _Cached(index, len(index), int(ids.max()) if len(ids) else 0, edited)).index
 
 
 def _used(key: Key, cached: _Cached) -> _Cached:

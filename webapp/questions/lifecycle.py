@@ -7,6 +7,7 @@
     processed                               -> processed, with its vector, model, sentiment, timings
     failed                                  -> failed, last_error, retryable (transient: sent again)
     retried (a moderator, the sweeper)      -> pending again
+    edited (its asker changed the text)     -> pending again, without vector, sentiment or attempts
 
 ``enqueued_at`` is the time the task was last sent: the sweeper (recovery.py) sends again what is
 still pending long after it, and what failed for a transient reason. Each change a page shows
@@ -57,6 +58,29 @@ def retried(question: Question) -> bool:
     if updated:
         live.changed(question.event.code)
     return bool(updated)
+
+
+def edited(question: Question, text: str) -> None:
+    """Its asker changed the text: everything computed from the old text goes, and it is sent now.
+
+    ``question`` is locked by the caller, inside its transaction; the caller sends the task after
+    commit. A worker still busy with the old text drops its result (processing.py compares texts).
+    """
+    question.text = text
+    question.edited_at = timezone.now()
+    question.state = State.PENDING
+    question.enqueued_at = question.edited_at
+    question.attempts = 0
+    question.last_error = ""
+    question.retryable = False
+    question.processed_at = None
+    question.vector = None
+    question.vector_model = ""
+    question.sentiment_label = ""
+    question.sentiment_scores = None
+    question.timings = None
+    question.save()
+    live.changed(question.event.code)
 
 
 def started(question_id: int) -> None:

@@ -9,6 +9,7 @@ from webapp.events.models import Event
 
 MAX_QUESTION_CHARS = 300
 MAX_NAME_CHARS = 60
+MAX_ANSWER_CHARS = 2000
 # A stored vector: float32, little-endian, L2-normalised, in the space of ``Question.vector_model``.
 VECTOR_DTYPE = "<f4"
 
@@ -35,10 +36,10 @@ class QuestionQuerySet(models.QuerySet["Question"]):
         return rows if model is None else rows.filter(vector_model=model)
 
     def by_votes(self) -> QuestionQuerySet:
-        return self.order_by("-pinned", "answered", "-vote_count", "-created_at")
+        return self.order_by("-now_answering", "-pinned", "answered", "-vote_count", "-created_at")
 
     def by_time(self) -> QuestionQuerySet:
-        return self.order_by("-pinned", "-created_at")
+        return self.order_by("-now_answering", "-pinned", "-created_at")
 
 
 class Question(models.Model):
@@ -47,6 +48,7 @@ class Question(models.Model):
         AWAITING_APPROVAL = "awaiting_approval"
         HIDDEN = "hidden"
         MERGED = "merged"
+        WITHDRAWN = "withdrawn"  # by its asker (webapp/questions/actions.py withdraw_question)
 
     class State(models.TextChoices):
         """Processing by the functions: embedding, sentiment, duplicate search."""
@@ -63,7 +65,14 @@ class Question(models.Model):
 
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.VISIBLE)
     answered = models.BooleanField(default=False)
+    answer = models.TextField(blank=True, help_text="A moderator's or speaker's written answer.")
+    answered_at = models.DateTimeField(null=True, blank=True)
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    now_answering = models.BooleanField(default=False, help_text="On stage now: one question per event at most.")
     pinned = models.BooleanField(default=False)
+    edited_at = models.DateTimeField(null=True, blank=True, help_text="When its asker last changed the text.")
     merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged")
     vote_count = models.PositiveIntegerField(default=0)
 
@@ -94,6 +103,11 @@ class Question(models.Model):
             models.Index(fields=["event", "status"]),
             models.Index(fields=["event", "state"]),
             models.Index(fields=["state", "enqueued_at"], name="questions_sweep_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event"], condition=models.Q(now_answering=True), name="one_now_answering_per_event"
+            )
         ]
 
     def __str__(self) -> str:

@@ -50,8 +50,13 @@ def process_question(question_id: int) -> Question | None:
         # row serialises search-and-store per event; the second waits, then sees the first.
         event = Event.objects.select_for_update().get(pk=question.event_id)
         timings["lock"] = clock.lap()
+        embedded_text = question.text
         question = Question.objects.select_for_update().get(pk=question_id)
         if question.state == Question.State.PROCESSED:
+            return question
+        if question.text != embedded_text:
+            # Race: its asker edited it while the functions read the old text; the edit sent a
+            # task of its own, which reads the new one.
             return question
         timings["db"] += clock.lap()
         matches = flags_for(event, vector, exclude_id=question.pk, checked=checked)

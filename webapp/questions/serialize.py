@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from webapp.questions.actions import editable_until
 from webapp.questions.models import Flag, Question
 
 
@@ -18,6 +19,10 @@ def question_json(
         "state": question.state,
         "status": question.status,
         "answered": question.answered,
+        "answer": question.answer if question.answered else "",
+        "answered_at": question.answered_at.isoformat() if question.answered and question.answered_at else None,
+        "now_answering": question.now_answering,
+        "edited": question.edited_at is not None,
         "pinned": question.pinned,
         "votes": question.vote_count,
         "merged_into": question.merged_into_id,
@@ -30,7 +35,11 @@ def question_json(
             else None
         ),
     }
+    if data["mine"]:
+        until = editable_until(question)
+        data["editable_until"] = until.isoformat() if until else None
     if moderator:
+        data["answer"] = question.answer  # kept while marked not answered: shown again when it is
         data["last_error"] = question.last_error
         data["attempts"] = question.attempts
     return data

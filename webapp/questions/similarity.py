@@ -64,7 +64,7 @@ def candidates(
 ) -> list[Candidate]:
     """Earlier questions at or above ``floor``, best first, one entry per question they stand for.
 
-    A merged question stands for the one it was merged into; hidden ones never match.
+    A merged question stands for the one it was merged into; hidden and withdrawn ones never match.
     """
     hits = [
         (qid, s)
@@ -82,7 +82,7 @@ def candidates(
             continue
         if question.status == Question.Status.MERGED and question.merged_into_id:
             question = question.merged_into
-        if question.pk == exclude_id or question.status == Question.Status.HIDDEN:
+        if question.pk == exclude_id or question.status in (Question.Status.HIDDEN, Question.Status.WITHDRAWN):
             continue
         if public_only and question.status != Question.Status.VISIBLE:
             continue

@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/questions/<int:pk>", api.question_detail, name="api-question"),
     path("api/questions/<int:pk>/vote", api.question_vote, name="api-vote"),
     path("api/questions/<int:pk>/moderate", api.question_moderate, name="api-moderate"),
+    path("api/questions/<int:pk>/answer", api.question_answer, name="api-answer"),
     path("api/flags/<int:pk>/merge", api.flag_decide, {"verdict": "merge"}, name="api-flag-merge"),
     path("api/flags/<int:pk>/dismiss", api.flag_decide, {"verdict": "dismiss"}, name="api-flag-dismiss"),
 ]
