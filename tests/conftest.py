@@ -4,10 +4,15 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+    from playwright.sync_api import Browser, Page
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -59,6 +64,35 @@ def write_tsv(tmp_path: Path):
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
     """pytest-playwright's browser is Debian's Chromium: Playwright's own builds cannot be downloaded here."""
     return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium"}
+
+
+@pytest.fixture
+def new_page(browser: Browser, live_server) -> Iterator[Callable[..., Page]]:
+    """``new_page(user=None, viewport=None)``: a page in a fresh browser context, so its own cookies
+    (one attendee, or ``user`` signed in), at ``viewport`` (Playwright's 1280 x 720 without one).
+
+    No page may break the Content-Security-Policy: the test fails if Chromium reports a violation.
+    """
+    from django.test import Client
+
+    contexts, violations = [], []
+
+    def make(user: User | None = None, viewport: dict[str, int] | None = None) -> Page:
+        context = browser.new_context(base_url=live_server.url, **({"viewport": viewport} if viewport else {}))
+        contexts.append(context)
+        if user is not None:
+            client = Client()
+            client.force_login(user)
+            cookie = client.cookies["sessionid"]
+            context.add_cookies([{"name": "sessionid", "value": cookie.value, "url": live_server.url}])
+        page = context.new_page()
+        page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+    assert violations == []
 
 
 @pytest.fixture(autouse=True)

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import Client
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from webapp.events.models import Event
 from webapp.questions import actions
@@ -30,26 +28,6 @@ PARAPHRASE = "Are you going to share the slides afterwards?"
 @pytest.fixture
 def event() -> Event:
     return Event.create("Platform all-hands", code=CODE)
-
-
-@pytest.fixture
-def new_page(browser: Browser, live_server) -> Iterator[Callable[..., Page]]:
-    """A page in a fresh browser context (its own cookies: one attendee or one user each)."""
-    contexts = []
-
-    def make(user: User | None = None) -> Page:
-        context = browser.new_context(base_url=live_server.url)
-        contexts.append(context)
-        if user is not None:
-            client = Client()
-            client.force_login(user)
-            cookie = client.cookies["sessionid"]
-            context.add_cookies([{"name": "sessionid", "value": cookie.value, "url": live_server.url}])
-        return context.new_page()
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 def moderator_of(event: Event, username: str = "mod") -> User:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import Client
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from webapp.events.models import Event
 from webapp.questions.models import Flag, Question
@@ -36,29 +34,6 @@ def moderator(event: Event) -> User:
     user = User.objects.create_user("mod", password="pw-for-tests-only")
     event.moderators.add(user)
     return user
-
-
-@pytest.fixture
-def new_page(browser: Browser, live_server) -> Iterator[Callable[..., Page]]:
-    """A page in a fresh browser context, signed in as ``user``; no page may break the CSP."""
-    contexts, violations = [], []
-
-    def make(user: User | None = None) -> Page:
-        context = browser.new_context(base_url=live_server.url)
-        contexts.append(context)
-        if user is not None:
-            client = Client()
-            client.force_login(user)
-            cookie = client.cookies["sessionid"]
-            context.add_cookies([{"name": "sessionid", "value": cookie.value, "url": live_server.url}])
-        page = context.new_page()
-        page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
-    assert violations == []
 
 
 def question(event: Event, text: str) -> Question:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from tests.conftest import attendee_client
 from webapp.events.models import Event
@@ -47,21 +46,6 @@ def event() -> Event:
     return Event.create("Platform all-hands", code=CODE)
 
 
-@pytest.fixture
-def new_page(browser: Browser, live_server) -> Iterator[Callable[..., Page]]:
-    """A page in a fresh browser context (its own cookies: one attendee each) at a given size."""
-    contexts = []
-
-    def make(viewport: dict[str, int] = DESKTOP) -> Page:
-        context = browser.new_context(base_url=live_server.url, viewport=viewport)
-        contexts.append(context)
-        return context.new_page()
-
-    yield make
-    for context in contexts:
-        context.close()
-
-
 def horizontal_overflow(page: Page) -> int:
     return page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
 
@@ -72,7 +56,7 @@ def horizontal_overflow(page: Page) -> int:
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
 def test_home_page_leads_with_joining_and_remembers_the_events_joined(event: Event, new_page, viewport):
     Event.create("Design review", code="DESIGN")
-    page = new_page(viewport)
+    page = new_page(viewport=viewport)
     page.goto("/")
     assert horizontal_overflow(page) <= 0
     first_form = page.locator("form").first
@@ -99,7 +83,7 @@ def test_home_page_leads_with_joining_and_remembers_the_events_joined(event: Eve
 
 
 def test_models_page_compares_two_questions_and_fits_a_phone(new_page):
-    page = new_page(PHONE)
+    page = new_page(viewport=PHONE)
     page.goto("/")
     page.get_by_role("link", name="compare two questions and see the models").click()
     expect(page).to_have_url(re.compile(r"/models/$"))
@@ -123,7 +107,7 @@ def ask(page: Page, text: str) -> None:
 
 def test_a_merged_question_names_the_words_of_the_one_it_joined(event: Event, new_page):
     original = actions.submit_question(event, ORIGINAL, attendee="someone-else")
-    page = new_page(PHONE)
+    page = new_page(viewport=PHONE)
     page.goto(f"/e/{CODE}/")
     ask(page, PARAPHRASE)
     mine = Question.objects.get(text=PARAPHRASE)
@@ -141,7 +125,7 @@ def test_a_merged_question_names_the_words_of_the_one_it_joined(event: Event, ne
 
 def test_the_rate_limit_says_when_one_can_ask_again(event: Event, new_page, settings, still_clock):
     settings.POSTS_PER_MINUTE = 1
-    page = new_page(PHONE)
+    page = new_page(viewport=PHONE)
     page.goto(f"/e/{CODE}/")
     ask(page, "What is the roadmap for the mobile app?")
     page.locator("#ask-text").fill("And the roadmap for the web app?")
@@ -154,7 +138,7 @@ def test_the_rate_limit_says_when_one_can_ask_again(event: Event, new_page, sett
 
 
 def test_sent_thank_you_goes_when_the_next_question_is_typed(event: Event, new_page):
-    page = new_page(PHONE)
+    page = new_page(viewport=PHONE)
     page.goto(f"/e/{CODE}/")
     ask(page, "Is the keynote recorded?")
     page.locator("#ask-text").press_sequentially("And the", delay=5)
@@ -163,7 +147,7 @@ def test_sent_thank_you_goes_when_the_next_question_is_typed(event: Event, new_p
 
 def test_mine_is_a_tab_with_the_answered_ones_and_works_from_the_keyboard(event: Event, new_page):
     actions.submit_question(event, "Someone else's question about parking?", attendee="someone-else")
-    page = new_page(PHONE)
+    page = new_page(viewport=PHONE)
     page.goto(f"/e/{CODE}/")
     ask(page, "Is the keynote recorded?")
     ask(page, "Where is the coffee?")
@@ -233,7 +217,7 @@ def overlap(a: dict[str, float], b: dict[str, float]) -> bool:
 @pytest.mark.parametrize("viewport", [HD, UHD], ids=["1080p", "4k"])
 def test_presenter_fills_the_projector_and_keeps_the_answered_ones(event: Event, new_page, viewport):
     pinned, answered = seed_room(event)
-    page = new_page(viewport)
+    page = new_page(viewport=viewport)
     page.goto(f"/e/{CODE}/present/")
 
     expect(page.locator("#now")).to_be_visible()
@@ -279,7 +263,7 @@ def test_presenter_fills_the_projector_and_keeps_the_answered_ones(event: Event,
 
 def test_presenter_follows_answers_and_pins_live(event: Event, new_page):
     pinned, answered = seed_room(event)
-    page = new_page(HD)
+    page = new_page(viewport=HD)
     page.goto(f"/e/{CODE}/present/")
     expect(page.locator("#now-text")).to_have_text(pinned.text)
 
@@ -297,7 +281,7 @@ def test_presenter_follows_answers_and_pins_live(event: Event, new_page):
 
 def test_presenter_shrinks_a_long_code_instead_of_breaking_it(new_page):
     Event.create("Long code", code="QUARTERLY-ALLHANDS-2")
-    page = new_page(HD)
+    page = new_page(viewport=HD)
     page.goto("/e/QUARTERLY-ALLHANDS-2/present/")
     code = page.locator("#join-code")
     expect(code).to_have_text("QUARTERLY-ALLHANDS-2")
@@ -310,7 +294,7 @@ def test_presenter_shrinks_a_long_code_instead_of_breaking_it(new_page):
 
 def test_presenter_stacks_on_a_phone_and_shows_everything(event: Event, new_page):
     seed_room(event)
-    page = new_page(PHONE)
+    page = new_page(viewport=PHONE)
     page.goto(f"/e/{CODE}/present/")
     expect(page.locator("#present-list > li")).to_have_count(len(OPEN_QUESTIONS))
     assert len(visible_boxes(page, "#present-list > li")) == len(OPEN_QUESTIONS)
@@ -319,7 +303,7 @@ def test_presenter_stacks_on_a_phone_and_shows_everything(event: Event, new_page
 
 
 def test_presenter_without_questions_invites_the_room(event: Event, new_page):
-    page = new_page(HD)
+    page = new_page(viewport=HD)
     page.goto(f"/e/{CODE}/present/")
     expect(page.locator("#present-empty")).to_have_text("No questions yet. Scan the code and ask!")
     expect(page.locator("#now")).to_be_hidden()
