@@ -189,6 +189,7 @@ def test_presenter_view_shows_now_answering_the_open_and_the_answered_questions(
     for i in range(8):
         add_question(event, f"Question number {i}?", vote_count=i)
     add_question(event, "Pinned with no votes?", pinned=True)
+    add_question(event, "On stage with one vote?", now_answering=True, vote_count=1)
     add_question(event, "Answered with many votes?", answered=True, vote_count=50)
     add_question(event, "Hidden one?", status=Question.Status.HIDDEN, vote_count=90)
     response = client.get("/e/ALLHANDS/present/")
@@ -197,8 +198,11 @@ def test_presenter_view_shows_now_answering_the_open_and_the_answered_questions(
     assert "http://testserver/e/ALLHANDS/" in body and 'src="/e/ALLHANDS/qr.svg"' in body
     # The address as people type it, breakable only before the code.
     assert '<span class="nobreak">testserver/e/</span><wbr><span class="nobreak">ALLHANDS</span>' in body
-    assert response.context["now"].text == "Pinned with no votes?"
-    assert [q.text for q in response.context["questions"]] == [f"Question number {i}?" for i in range(7, -1, -1)]
+    # The question on stage leads; a pinned one comes first among the rest.
+    assert response.context["now"].text == "On stage with one vote?"
+    assert [q.text for q in response.context["questions"]] == ["Pinned with no votes?"] + [
+        f"Question number {i}?" for i in range(7, -1, -1)
+    ]
     assert [q.text for q in response.context["answered"]] == ["Answered with many votes?"]
     assert "Hidden one?" not in body
     assert page_data(response)["max"] == 40

@@ -118,8 +118,8 @@ def test_a_merged_question_names_the_words_of_the_one_it_joined(event: Event, ne
     expect(merged).to_contain_text(f"Merged into “{ORIGINAL}”: its votes count there")
     expect(merged).not_to_contain_text("#")
     merged.get_by_role("link", name=f"“{ORIGINAL}”").click()
-    # The link leads to the original in the "All" list.
-    expect(page.get_by_role("tab", name="All")).to_have_attribute("aria-selected", "true")
+    # The link leads to the original in the "Open" list.
+    expect(page.get_by_role("tab", name="Open")).to_have_attribute("aria-selected", "true")
     expect(page.locator(f"#q-{original.pk}")).to_be_in_viewport()
 
 
@@ -145,27 +145,40 @@ def test_sent_thank_you_goes_when_the_next_question_is_typed(event: Event, new_p
     expect(page.locator("#ask-status")).to_have_text("")
 
 
-def test_mine_is_a_tab_with_the_answered_ones_and_works_from_the_keyboard(event: Event, new_page):
+def test_answered_and_mine_are_tabs_that_work_from_the_keyboard(event: Event, new_page):
     actions.submit_question(event, "Someone else's question about parking?", attendee="someone-else")
     page = new_page(viewport=PHONE)
     page.goto(f"/e/{CODE}/")
     ask(page, "Is the keynote recorded?")
     ask(page, "Where is the coffee?")
     answered = Question.objects.get(text="Where is the coffee?")
-    actions.moderate(answered, "answer")
+    actions.write_answer(answered, "On the second floor,\nnext to the lifts.", moderator=None)
 
-    # "All" comes first and nothing of one's own is repeated above it.
-    all_list = page.locator("#questions > li")
-    expect(all_list).to_have_count(3)
+    # "Open" comes first, without the answered question and without repeating one's own above it.
+    open_list = page.locator("#questions > li")
+    expect(open_list).to_have_count(2)
+    expect(page.locator("#questions")).not_to_contain_text("Where is the coffee?")
     expect(page.locator("#mine")).to_be_hidden()
+    expect(page.get_by_role("tab", name=re.compile("^Answered"))).to_have_text(re.compile(r"Answered\s+\(1\)"))
     expect(page.get_by_role("tab", name=re.compile("^Mine"))).to_have_text(re.compile(r"Mine\s+\(2\)"))
 
-    page.get_by_role("tab", name="All").focus()
+    page.get_by_role("tab", name="Open").focus()
     page.keyboard.press("ArrowRight")
+    answered_tab = page.get_by_role("tab", name=re.compile("^Answered"))
+    expect(answered_tab).to_be_focused()
+    expect(answered_tab).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#questions")).to_be_hidden()
+    done = page.locator("#answered-list > li")
+    expect(done).to_have_count(1)
+    expect(done.locator(".answer-text")).to_have_text("On the second floor,\nnext to the lifts.")
+    # The answer keeps its line break on screen.
+    assert (
+        done.locator(".answer-text").evaluate("n => n.getClientRects().length && n.innerText.split('\\n').length") == 2
+    )
+
+    page.keyboard.press("End")
     mine_tab = page.get_by_role("tab", name=re.compile("^Mine"))
     expect(mine_tab).to_be_focused()
-    expect(mine_tab).to_have_attribute("aria-selected", "true")
-    expect(page.locator("#questions")).to_be_hidden()
     mine = page.locator("#mine > li")
     expect(mine).to_have_count(2)
     expect(page.locator("#mine > li", has_text="Where is the coffee?")).to_contain_text("✓ Answered")
@@ -173,8 +186,8 @@ def test_mine_is_a_tab_with_the_answered_ones_and_works_from_the_keyboard(event:
     expect(page.get_by_role("group", name="Sort questions")).to_be_hidden()
 
     page.keyboard.press("Home")
-    expect(page.get_by_role("tab", name="All")).to_be_focused()
-    expect(all_list.first).to_be_visible()
+    expect(page.get_by_role("tab", name="Open")).to_be_focused()
+    expect(open_list.first).to_be_visible()
     assert horizontal_overflow(page) <= 0
 
 
@@ -182,13 +195,13 @@ def test_mine_is_a_tab_with_the_answered_ones_and_works_from_the_keyboard(event:
 
 
 def seed_room(event: Event) -> tuple[Question, Question]:
-    """Twelve open questions with votes, one pinned, one answered: (pinned, answered)."""
+    """Twelve open questions with votes, one on stage, one answered: (on stage, answered)."""
     for votes, text in enumerate(reversed(OPEN_QUESTIONS)):
         Question.objects.create(
             event=event, text=text, attendee="seed", vote_count=votes + 2, state=Question.State.PROCESSED
         )
     pinned = Question.objects.create(
-        event=event, text="Could you say more about the hiring plan?", attendee="seed", pinned=True, vote_count=1
+        event=event, text="Could you say more about the hiring plan?", attendee="seed", now_answering=True, vote_count=1
     )
     answered = Question.objects.create(
         event=event, text="Is there a recording of last year's talk?", attendee="seed", answered=True, vote_count=40
@@ -261,22 +274,26 @@ def test_presenter_fills_the_projector_and_keeps_the_answered_ones(event: Event,
     assert qr is not None and qr["width"] >= viewport["width"] * 0.15, qr  # readable from the back
 
 
-def test_presenter_follows_answers_and_pins_live(event: Event, new_page):
-    pinned, answered = seed_room(event)
+def test_presenter_follows_the_stage_and_the_answers_live(event: Event, new_page):
+    on_stage, answered = seed_room(event)
     page = new_page(viewport=HD)
     page.goto(f"/e/{CODE}/present/")
-    expect(page.locator("#now-text")).to_have_text(pinned.text)
+    expect(page.locator("#now-text")).to_have_text(on_stage.text)
 
-    # The moderator marks the pinned question answered: it moves to the answered ones, ticked.
-    actions.moderate(pinned, "answer")
+    # The moderator marks the question on stage answered: it moves to the answered ones, ticked.
+    actions.moderate(on_stage, "answer")
     expect(page.locator("#now")).to_be_hidden()
-    expect(page.locator("#answered-list > li", has_text=pinned.text).locator(".pq-answered")).to_have_text("Answered")
+    expect(page.locator("#answered-list > li", has_text=on_stage.text).locator(".pq-answered")).to_have_text("Answered")
     expect(page.locator("#answered-list > li", has_text=answered.text)).to_be_visible()
 
-    top = Question.objects.get(text=OPEN_QUESTIONS[0])
-    actions.moderate(top, "pin")
+    # The next one on stage leaves the list for the "now answering" box; a pinned one is not on stage.
+    top, second = (Question.objects.get(text=text) for text in OPEN_QUESTIONS[:2])
+    actions.moderate(top, "now")
     expect(page.locator("#now-text")).to_have_text(top.text)
     expect(page.locator("#present-list > li", has_text=top.text)).to_have_count(0)
+    actions.moderate(second, "pin")
+    expect(page.locator("#present-list > li").first).to_have_class(re.compile("is-pinned"))
+    expect(page.locator("#now-text")).to_have_text(top.text)
 
 
 def test_presenter_shrinks_a_long_code_instead_of_breaking_it(new_page):
@@ -296,8 +313,10 @@ def test_presenter_stacks_on_a_phone_and_shows_everything(event: Event, new_page
     seed_room(event)
     page = new_page(viewport=PHONE)
     page.goto(f"/e/{CODE}/present/")
+    expect(page.locator("#now")).to_be_visible()
     expect(page.locator("#present-list > li")).to_have_count(len(OPEN_QUESTIONS))
-    assert len(visible_boxes(page, "#present-list > li")) == len(OPEN_QUESTIONS)
+    # Waits out a layout under way (the first poll's render, then the fitting).
+    expect(page.locator("#present-list > li:visible")).to_have_count(len(OPEN_QUESTIONS))
     expect(page.locator("#present-more")).to_be_hidden()
     assert horizontal_overflow(page) <= 0
 

@@ -1,5 +1,6 @@
-// The attendee page: ask (with "Already asked?" suggestions while typing), upvote, follow
-// one's own questions (the "Mine" tab), all kept live by polling the questions endpoint.
+// The attendee page: ask (with "Already asked?" suggestions while typing), upvote, see what is
+// on stage and what was answered (the "Answered" tab), follow, edit or withdraw one's own questions
+// (the "Mine" tab), all kept live by polling the questions endpoint.
 "use strict";
 
 (() => {
@@ -20,6 +21,7 @@
   const counter = $("ask-counter");
   const status = $("ask-status");
   const list = $("questions");
+  const answeredList = $("answered-list");
   const mineList = $("mine");
 
   // The listing says which questions this attendee voted for; localStorage keeps the answer of a
@@ -32,6 +34,9 @@
   let suggestions = [];
   let suggestSeq = 0;
   let suggestTimer = null;
+  // One's own question being edited or withdrawn: {id, list, mode: "edit" | "withdraw", draft}.
+  // A poll does not disturb it (its row's data stays the same while it lasts).
+  let changing = null;
 
   function readJson(key, fallback) {
     try {
@@ -92,12 +97,87 @@
     );
   }
 
+  function answerBlock(q) {
+    if (!q.answer) return null;
+    return h(
+      "div",
+      { class: "answer" },
+      h("p", { class: "answer-label", text: "Answer" }),
+      h("p", { class: "answer-text", text: q.answer }),
+    );
+  }
+
+  // Until when the asker may still change it; null once they may not.
+  function editable(q) {
+    return q.mine && q.editable_until && Date.parse(q.editable_until) > Date.now() && open;
+  }
+
+  function ownActions(q) {
+    if (!q.editable) return null;
+    return h(
+      "div",
+      { class: "own-actions" },
+      h("button", { type: "button", class: "link-button", dataset: { action: "edit" }, text: "Edit" }),
+      h("button", { type: "button", class: "link-button danger", dataset: { action: "withdraw" }, text: "Withdraw" }),
+    );
+  }
+
+  // The row of a question being changed: the edit form, or the question to confirm a withdrawal.
+  function renderChanging(q) {
+    if (changing.mode === "withdraw") {
+      return h(
+        "div",
+        { class: "body" },
+        h("p", { class: "text", text: q.text }),
+        h(
+          "div",
+          { class: "confirm", role: "group", "aria-label": "Withdraw your question" },
+          h("p", { text: "Withdraw this question? It leaves the list for everyone." }),
+          h("button", { type: "button", class: "danger", dataset: { action: "withdraw-yes", control: "withdraw-yes" }, text: "Withdraw" }),
+          h("button", { type: "button", class: "secondary", dataset: { action: "cancel", control: "cancel" }, text: "Keep it" }),
+        ),
+      );
+    }
+    const field = h("textarea", {
+      class: "edit-text",
+      rows: "3",
+      maxlength: String(page.maxChars),
+      "aria-label": "Edit your question",
+      dataset: { control: "edit-text" },
+    });
+    field.value = changing.draft;
+    field.addEventListener("input", () => {
+      changing.draft = field.value;
+    });
+    return h(
+      "form",
+      { class: "body edit-form", dataset: { form: "edit" } },
+      field,
+      h(
+        "p",
+        { class: "edit-note muted", text: "Your edit is checked again for questions already asked; votes stay." },
+      ),
+      h(
+        "div",
+        { class: "edit-buttons" },
+        h("button", { type: "submit", dataset: { control: "save" }, text: "Save" }),
+        h("button", { type: "button", class: "secondary", dataset: { action: "cancel", control: "cancel" }, text: "Cancel" }),
+      ),
+    );
+  }
+
   function renderQuestion(q) {
     const processing = q.mine && q.state !== "processed";
-    return h(
-      "li",
-      { class: `question${q.pinned ? " is-pinned" : ""}${q.answered ? " is-answered" : ""}`, id: `q-${q.id}` },
-      h("div", { class: "votes" }, voteButton(q)),
+    const classes = ["question"];
+    if (q.now_answering) classes.push("is-now");
+    if (q.pinned) classes.push("is-pinned");
+    if (q.answered) classes.push("is-answered");
+    const li = h("li", { class: classes.join(" "), id: `q-${q.id}` }, h("div", { class: "votes" }, voteButton(q)));
+    if (q.changing) {
+      li.append(renderChanging(q));
+      return li;
+    }
+    li.append(
       h(
         "div",
         { class: "body" },
@@ -106,13 +186,18 @@
           "p",
           { class: "meta" },
           q.name || "Anonymous",
+          q.now_answering ? badge("now answering", "now") : null,
           q.pinned ? badge("pinned", "pinned") : null,
           q.answered ? badge("answered", "answered") : null,
           q.mine ? badge("yours", "mine") : null,
           processing ? badge("being processed", "processing") : null,
+          q.edited ? h("span", { class: "edited", text: "edited" }) : null,
         ),
+        answerBlock(q),
+        ownActions(q),
       ),
     );
+    return li;
   }
 
   function mineState(q) {
@@ -128,7 +213,7 @@
             const target = document.getElementById(`q-${q.merged_into}`);
             if (target) {
               event.preventDefault();
-              selectTab(tabAll);
+              selectTab(target.closest("[role=tabpanel]") === $("panel-answered") ? tabAnswered : tabAll);
               Live.flash(target);
             }
           },
@@ -136,6 +221,7 @@
       });
       return h("span", { class: "state state-merged" }, "Merged into ", link, ": its votes count there");
     }
+    if (q.status === "withdrawn") return h("span", { class: "state state-hidden", text: "Withdrawn by you" });
     if (q.status === "hidden") return h("span", { class: "state state-hidden", text: "Hidden by the moderators" });
     if (q.status === "awaiting_approval") {
       return h("span", { class: "state state-awaiting", text: "Awaiting approval" });
@@ -143,15 +229,27 @@
     if (q.state !== "processed") return h("span", { class: "state state-processing", text: "Being processed" });
     const votes = `${q.votes} vote${q.votes === 1 ? "" : "s"}`;
     if (q.answered) return h("span", { class: "state state-answered", text: `✓ Answered · ${votes}` });
-    return h("span", { class: "state state-live", text: `Live · ${q.votes} vote${q.votes === 1 ? "" : "s"}` });
+    if (q.now_answering) return h("span", { class: "state state-live", text: `On stage now · ${votes}` });
+    return h("span", { class: "state state-live", text: `Live · ${votes}` });
   }
 
   function renderMine(q) {
-    return h(
-      "li",
-      { class: `question mine-item${q.answered ? " is-answered" : ""}`, id: `mine-${q.id}` },
-      h("div", { class: "body" }, h("p", { class: "text", text: q.text }), h("p", { class: "meta" }, mineState(q))),
+    const li = h("li", { class: `question mine-item${q.answered ? " is-answered" : ""}`, id: `mine-${q.id}` });
+    if (q.changing) {
+      li.append(renderChanging(q));
+      return li;
+    }
+    li.append(
+      h(
+        "div",
+        { class: "body" },
+        h("p", { class: "text", text: q.text }),
+        h("p", { class: "meta" }, mineState(q), q.edited ? h("span", { class: "edited", text: "edited" }) : null),
+        answerBlock(q),
+        ownActions(q),
+      ),
     );
+    return li;
   }
 
   function renderSuggestion(q) {
@@ -169,18 +267,31 @@
     );
   }
 
+  // What a row shows; a row being changed keeps the same data (and so its form) until it is done.
+  function rowData(q, where) {
+    if (changing && changing.id === q.id && changing.list === where) {
+      // The votes as they were when the change began: a vote meanwhile must not rebuild the form.
+      return { id: q.id, text: q.text, votes: changing.votes, voted: voted.has(q.id), open, changing: changing.mode };
+    }
+    return { ...q, voted: voted.has(q.id), open, editable: Boolean(editable(q)) };
+  }
+
   function render() {
     if (!latest) return;
     const questions = latest.questions;
     questions.forEach((q) => {
       if (q.voted) voted.add(q.id);
     });
-    Live.syncList(
-      list,
-      questions.map((q) => ({ key: q.id, data: { ...q, voted: voted.has(q.id), open } })),
-      renderQuestion,
-    );
-    $("empty").hidden = questions.length > 0;
+    const waiting = questions.filter((q) => !q.answered);
+    // The latest answer first.
+    const answered = questions
+      .filter((q) => q.answered)
+      .sort((a, b) => (b.answered_at || "").localeCompare(a.answered_at || ""));
+    Live.syncList(list, waiting.map((q) => ({ key: q.id, data: rowData(q, "all") })), renderQuestion);
+    Live.syncList(answeredList, answered.map((q) => ({ key: q.id, data: rowData(q, "answered") })), renderQuestion);
+    $("empty").hidden = waiting.length > 0;
+    $("answered-empty").hidden = answered.length > 0;
+    $("answered-count").textContent = answered.length ? `(${answered.length})` : "";
     // Your questions: the public ones you asked and those only you can see, newest first.
     const own = [...latest.mine, ...questions.filter((q) => q.mine)].sort((a, b) =>
       b.created_at.localeCompare(a.created_at),
@@ -188,12 +299,20 @@
     // The text of a merged question's original is part of what its row shows.
     Live.syncList(
       mineList,
-      own.map((q) => ({ key: q.id, data: { ...q, original: mergedText(q) } })),
+      own.map((q) => ({ key: q.id, data: { ...rowData(q, "mine"), original: mergedText(q) } })),
       renderMine,
     );
     $("mine-empty").hidden = own.length > 0;
     $("mine-count").textContent = own.length ? `(${own.length})` : "";
+    renderNow(questions.find((q) => q.id === latest.event.now_answering) || null);
     renderSuggestions();
+  }
+
+  function renderNow(q) {
+    $("now").hidden = !q;
+    if (!q) return;
+    if ($("now-text").textContent !== q.text) $("now-text").textContent = q.text;
+    $("now-meta").textContent = `${q.name || "Anonymous"} · ${q.votes} vote${q.votes === 1 ? "" : "s"}`;
   }
 
   function mergedText(q) {
@@ -292,7 +411,117 @@
     });
   }
   onVoteClick(list);
+  onVoteClick(answeredList);
   onVoteClick($("suggestion-list"), upvotedInstead);
+
+  // --- one's own question: edit or withdraw ----------------------------------------------
+
+  function findQuestion(id) {
+    if (!latest) return null;
+    return [...latest.questions, ...latest.mine].find((q) => q.id === id) || null;
+  }
+
+  // Re-render, then put the keyboard focus on `selector` inside the row (the row was rebuilt).
+  function renderFocusing(id, where, selector) {
+    render();
+    const row = document.getElementById(`${where === "mine" ? "mine" : "q"}-${id}`);
+    const target = row && row.querySelector(selector);
+    if (target) target.focus();
+  }
+
+  async function saveEdit(form) {
+    const { id, list: where } = changing;
+    const text = changing.draft.trim();
+    if (!text) {
+      say("Type your question, or withdraw it.", "error");
+      form.querySelector("textarea").focus();
+      return;
+    }
+    const save = form.querySelector("button[type=submit]");
+    save.disabled = true;
+    const res = await Live.call("PATCH", Live.withId(urls.question, id), { text });
+    save.disabled = false;
+    if (res.status === 429) {
+      sayLimited(res, "ask");
+      return;
+    }
+    if (!res.ok) {
+      say(res.status === 403 ? RELOAD : `Could not save: ${res.data.error}`, "error");
+      if (res.status !== 400) {
+        changing = null;
+        poller.now();
+      }
+      return;
+    }
+    changing = null;
+    replaceQuestion(res.data);
+    say(res.data.status === "awaiting_approval" ? "Saved: it shows again once a moderator approves it." : "Saved.", "ok");
+    renderFocusing(id, where, "button[data-action=edit]");
+    poller.now();
+  }
+
+  async function withdraw(id) {
+    const res = await Live.call("DELETE", Live.withId(urls.question, id));
+    changing = null;
+    if (res.ok) {
+      replaceQuestion(res.data);
+      say("Your question was withdrawn.", "ok");
+    } else {
+      say(res.status === 403 ? RELOAD : `Could not withdraw: ${res.data.error}`, "error");
+    }
+    render();
+    poller.now();
+  }
+
+  // The server's answer to a change stands until the next poll brings the whole list.
+  function replaceQuestion(fresh) {
+    if (!latest) return;
+    const visible = fresh.status === "visible";
+    latest.questions = visible
+      ? latest.questions.map((q) => (q.id === fresh.id ? { ...q, ...fresh } : q))
+      : latest.questions.filter((q) => q.id !== fresh.id);
+    latest.mine = latest.mine.filter((q) => q.id !== fresh.id);
+    if (!visible) latest.mine.push(fresh);
+  }
+
+  function onOwnChange(container, where) {
+    container.addEventListener("click", (event) => {
+      const button = event.target.closest("button[data-action]");
+      const item = button && button.closest("li[data-key]");
+      if (!item) return;
+      const id = Number(item.dataset.key);
+      const action = button.dataset.action;
+      if (action === "edit" || action === "withdraw") {
+        const q = findQuestion(id);
+        if (!q) return;
+        changing = { id, list: where, mode: action, draft: q.text, votes: q.votes };
+        renderFocusing(id, where, action === "edit" ? "textarea" : "button[data-action=cancel]");
+      } else if (action === "cancel") {
+        const mode = changing ? changing.mode : "edit";
+        changing = null;
+        renderFocusing(id, where, `button[data-action=${mode}]`);
+      } else if (action === "withdraw-yes") {
+        button.disabled = true;
+        withdraw(id);
+      }
+    });
+    container.addEventListener("submit", (event) => {
+      const form = event.target.closest("form[data-form=edit]");
+      if (!form || !changing) return;
+      event.preventDefault();
+      saveEdit(form);
+    });
+    container.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && changing && event.target.closest("li[data-key]")) {
+        const { id, mode } = changing;
+        changing = null;
+        renderFocusing(id, where, `button[data-action=${mode}]`);
+      }
+    });
+  }
+  onOwnChange(list, "all");
+  onOwnChange(answeredList, "answered");
+  onOwnChange(mineList, "mine");
 
   // "Upvote instead": the vote replaces the draft, so the draft goes once the vote went through.
   function upvotedInstead(id) {
@@ -361,10 +590,12 @@
     });
   }
 
-  // All / Mine: a tablist (arrow keys, Home and End move between the tabs, as in the ARIA pattern).
+  // Open / Answered / Mine: a tablist (arrow keys, Home and End move between the tabs, as in the
+  // ARIA pattern).
   const tabAll = $("tab-all");
+  const tabAnswered = $("tab-answered");
   const tabMine = $("tab-mine");
-  const tabs = [tabAll, tabMine];
+  const tabs = [tabAll, tabAnswered, tabMine];
 
   function selectTab(tab, focus) {
     for (const other of tabs) {
@@ -373,7 +604,7 @@
       other.tabIndex = selected ? 0 : -1;
       $(other.getAttribute("aria-controls")).hidden = !selected;
     }
-    $("sort").hidden = tab !== tabAll; // "Mine" is newest first
+    $("sort").hidden = tab !== tabAll; // "Answered" is latest answer first, "Mine" newest first
     if (focus) tab.focus();
   }
 

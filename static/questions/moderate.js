@@ -7,12 +7,16 @@
   const page = Live.pageData();
   const urls = page.urls;
   const POLL_MS = 1500;
-  const KEYS = { m: "merge", d: "dismiss", a: "approve", h: "hide" };
+  // Keys press the current item's button of that action; n the "Now answering" toggle either way.
+  const KEYS = { m: "merge", d: "dismiss", a: "approve", h: "hide", n: "now" };
   const $ = (id) => document.getElementById(id);
 
   let selectedKey = null;
   let selectedIndex = 0;
   const picked = new Set(); // ids of the open flags ticked for a bulk dismiss
+  // The question whose answer is being written: {id, draft}. Its row keeps its data meanwhile, so
+  // a poll does not rebuild the form under the moderator's typing.
+  let writing = null;
 
   function say(message, kind) {
     const status = $("mod-status");
@@ -33,8 +37,10 @@
       "p",
       { class: "meta" },
       `#${q.id} · ${q.name || "Anonymous"} · ${time(q.created_at)} · ${q.votes} vote${q.votes === 1 ? "" : "s"}`,
+      q.now_answering ? badge("now answering", "now") : null,
       q.pinned ? badge("pinned", "pinned") : null,
       q.answered ? badge("answered", "answered") : null,
+      q.edited ? badge("edited by its asker", "processing") : null,
       q.status === "awaiting_approval" ? badge("awaiting approval", "processing") : null,
       q.state !== "processed" ? badge(q.state, "processing") : null,
       q.sentiment ? badge(q.sentiment.label, "processing") : null,
@@ -123,12 +129,62 @@
   }
 
   function renderVisible(q) {
-    return row(
+    if (q.writing) return renderWriting(q);
+    const li = row(
       "visible",
       q,
+      button("Now answering", q.now_answering ? "not_now" : "now", {
+        class: "secondary",
+        "aria-pressed": String(q.now_answering),
+        title: "Show it on every page as the question on stage (n)",
+      }),
+      button(q.answer ? "Edit answer" : "Write answer", "write", { class: "secondary" }),
       button("Answered", q.answered ? "unanswer" : "answer", { class: "secondary", "aria-pressed": String(q.answered) }),
       button("Pin", q.pinned ? "unpin" : "pin", { class: "secondary", "aria-pressed": String(q.pinned) }),
       button("Hide", "hide", { class: "danger" }),
+    );
+    if (q.answer) {
+      li.querySelector(".body").append(
+        h(
+          "div",
+          { class: "answer" },
+          h("p", { class: "answer-label", text: q.answered ? "Answer" : "Answer (not shown: marked not answered)" }),
+          h("p", { class: "answer-text", text: q.answer }),
+        ),
+      );
+    }
+    return li;
+  }
+
+  // A question's row while its answer is written: the form, shown to attendees once saved.
+  function renderWriting(q) {
+    const field = h("textarea", {
+      class: "edit-text",
+      rows: "4",
+      maxlength: String(page.maxAnswerChars),
+      "aria-label": `Answer to: ${q.text}`,
+      dataset: { control: "answer-text" },
+    });
+    field.value = writing.draft;
+    field.addEventListener("input", () => {
+      writing.draft = field.value;
+    });
+    return item(
+      "visible",
+      q.id,
+      h(
+        "form",
+        { class: "edit-form", dataset: { form: "answer" } },
+        h("p", { class: "text", text: q.text }),
+        field,
+        h("p", { class: "edit-note muted", text: "Attendees see it under the question, which is marked answered." }),
+        h(
+          "div",
+          { class: "edit-buttons" },
+          h("button", { type: "submit", dataset: { control: "save-answer" }, text: "Save answer" }),
+          button("Cancel", "cancel-answer", { class: "secondary" }),
+        ),
+      ),
     );
   }
 
@@ -211,7 +267,9 @@
     const action = KEYS[event.key];
     const node = currentItem();
     if (!action || !node) return;
-    const target = node.querySelector(`button[data-action="${action}"]`);
+    const target = node.querySelector(
+      action === "now" ? 'button[data-control="Now answering"]' : `button[data-action="${action}"]`,
+    );
     if (target && !target.disabled) {
       event.preventDefault();
       target.click();
@@ -228,6 +286,8 @@
     show: "Shown again",
     answer: "Marked answered",
     unanswer: "Marked not answered",
+    now: "On stage now",
+    not_now: "Off the stage",
     pin: "Pinned",
     unpin: "Unpinned",
     retry: "Processing again",
@@ -240,6 +300,10 @@
     const node = target.closest("li.item");
     const action = target.dataset.action;
     const isFlag = node.dataset.kind === "flag";
+    if (action === "write" || action === "cancel-answer") {
+      writeAnswer(action === "write" ? Number(node.dataset.id) : null);
+      return;
+    }
     let res;
     target.setAttribute("aria-busy", "true");
     if (isFlag && (action === "merge" || action === "dismiss")) {
@@ -253,6 +317,50 @@
     else say(`Could not ${action}: ${res.data.error}`, "error");
     if (res.ok && isFlag && (action === "merge" || action === "dismiss")) dropFlags([node.dataset.id]);
     poller.now();
+  });
+
+  // --- written answers -------------------------------------------------------------------
+
+  let visibleRows = [];
+
+  function visibleData() {
+    return visibleRows.map((q) => (writing && writing.id === q.id ? { id: q.id, text: q.text, writing: true } : q));
+  }
+
+  // Open the answer form of question `id` (null: close it), then focus its text or the button.
+  function writeAnswer(id) {
+    const was = writing;
+    const q = visibleRows.find((r) => r.id === id);
+    writing = q ? { id, draft: q.answer || "" } : null;
+    fill("visible", visibleData(), "vis", renderVisible, "No questions yet.");
+    const rowId = writing ? writing.id : was && was.id;
+    const node = $("visible").querySelector(`li[data-key="vis-${rowId}"]`);
+    const target = node && node.querySelector(writing ? "textarea" : 'button[data-action="write"]');
+    if (target) target.focus();
+  }
+
+  $("visible").addEventListener("submit", async (event) => {
+    const form = event.target.closest("form[data-form=answer]");
+    if (!form || !writing) return;
+    event.preventDefault();
+    const save = form.querySelector("button[type=submit]");
+    save.setAttribute("aria-busy", "true");
+    const res = await Live.call("POST", Live.withId(urls.answer, writing.id), { text: writing.draft });
+    save.removeAttribute("aria-busy");
+    if (!res.ok) {
+      say(`Could not save the answer: ${res.data.error}`, "error");
+      form.querySelector("textarea").focus();
+      return;
+    }
+    say(res.data.answer ? "Answer saved: attendees see it now." : "Answer removed.", "ok");
+    const id = writing.id;
+    visibleRows = visibleRows.map((r) => (r.id === id ? res.data : r));
+    writeAnswer(null);
+    poller.now();
+  });
+
+  $("visible").addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && writing && event.target.closest("form[data-form=answer]")) writeAnswer(null);
   });
 
   // Flags decided on this page leave the list at once, not at the next poll; a poll that was
@@ -406,7 +514,8 @@
     fillFlags(flags.data, started);
     fill("awaiting", queue.data.awaiting_approval, "aw", renderAwaiting, "Nothing awaits approval.");
     fill("failed", queue.data.failed, "fail", renderFailed, "No failures.");
-    fill("visible", listing.data.questions, "vis", renderVisible, "No questions yet.");
+    visibleRows = listing.data.questions;
+    fill("visible", visibleData(), "vis", renderVisible, "No questions yet.");
     fill("hidden", queue.data.hidden, "hid", renderHidden, "Nothing hidden.");
     restoreSelection();
     performance.clearMeasures("moderate:render"); // only the last one: a page stays open for hours

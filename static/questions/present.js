@@ -1,4 +1,4 @@
-// The presenter view: the pinned question as "now answering", the open questions by votes, then
+// The presenter view: the question on stage ("now answering"), the open questions by votes, then
 // the answered ones (ticked), as many as the screen has room for; refreshed live.
 "use strict";
 
@@ -73,7 +73,7 @@
     const res = await Live.call("GET", `${page.urls.questions}?sort=votes`);
     if (!res.ok) return; // keep showing the last good state on a projector
     const rows = res.data.questions.slice(0, page.max);
-    const now = rows.find((q) => q.pinned && !q.answered) || null;
+    const now = rows.find((q) => q.now_answering) || null;
     const open = rows.filter((q) => q !== now && !q.answered);
     const answered = rows.filter((q) => q.answered);
     renderNow(now);

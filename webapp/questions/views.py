@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from webapp.events.models import Event
 from webapp.questions.attendees import join, remember
-from webapp.questions.models import MAX_NAME_CHARS, MAX_QUESTION_CHARS, Question
+from webapp.questions.models import MAX_ANSWER_CHARS, MAX_NAME_CHARS, MAX_QUESTION_CHARS, Question
 
 # Moderators need not be staff: they sign in at /accounts/login/, not the admin's form.
 LOGIN_URL = "login"
@@ -53,9 +53,16 @@ def _event_urls(event: Event) -> dict[str, str]:
         # The scripts substitute the id for 0.
         "vote": reverse("questions:api-vote", args=[0]),
         "moderate": reverse("questions:api-moderate", args=[0]),
+        "answer": reverse("questions:api-answer", args=[0]),
+        "question": reverse("questions:api-question", args=[0]),
         "merge": reverse("questions:api-flag-merge", args=[0]),
         "dismiss": reverse("questions:api-flag-dismiss", args=[0]),
     }
+
+
+def answered_first(question: Question) -> tuple[bool, str]:
+    """The Answered tab's order: the latest answer first (those without a time last)."""
+    return question.answered_at is not None, question.answered_at.isoformat() if question.answered_at else ""
 
 
 @require_GET
@@ -64,10 +71,12 @@ def attendee(request: HttpRequest, code: str) -> HttpResponse:
     that they joined this event. Past its address's share of new identities, the page only reads."""
     event = get_event_or_404(code)
     identity = join(request, event.code) is not None
-    questions = Question.objects.for_event(event).public().by_votes()[:200]
+    rows = list(Question.objects.for_event(event).public().by_votes()[:200])
     context = {
         "event": event,
-        "questions": questions,
+        "now": next((q for q in rows if q.now_answering), None),
+        "questions": [q for q in rows if not q.answered],
+        "answered": sorted((q for q in rows if q.answered), key=answered_first, reverse=True),
         "identity": identity,
         "max_chars": MAX_QUESTION_CHARS,
         "max_name_chars": MAX_NAME_CHARS,
@@ -89,18 +98,18 @@ def moderate(request: HttpRequest, code: str) -> HttpResponse:
     event = get_moderated_event(request, code)
     context = {
         "event": event,
-        "page_data": {"code": event.code, "urls": _event_urls(event)},
+        "page_data": {"code": event.code, "urls": _event_urls(event), "maxAnswerChars": MAX_ANSWER_CHARS},
     }
     return render(request, "questions/moderate.html", context)
 
 
 @require_GET
 def present(request: HttpRequest, code: str) -> HttpResponse:
-    """The projector: the pinned question as "now answering", the open questions by votes, then the
+    """The projector: the question on stage ("now answering"), the open questions by votes, then the
     answered ones, and the join address, QR code and code. present.js splits the list the same way."""
     event = get_event_or_404(code)
     rows = list(Question.objects.for_event(event).public().by_votes()[:PRESENTER_MAX])
-    now = next((q for q in rows if q.pinned and not q.answered), None)
+    now = next((q for q in rows if q.now_answering), None)
     join_url = request.build_absolute_uri(reverse("pages:attendee", args=[event.code]))
     # Shown without the scheme and the last slash (what people type); it may wrap only before the code.
     address = join_url.split("://", 1)[-1].rstrip("/")
