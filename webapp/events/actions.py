@@ -24,6 +24,17 @@ def add_moderator(event: Event, username: str) -> AbstractBaseUser:
     return user
 
 
+def remove_moderator(event: Event, username: str) -> AbstractBaseUser:
+    """``username`` no longer moderates ``event`` (their account stays, with their other events)."""
+    users = get_user_model()
+    user = users.objects.filter(**{users.USERNAME_FIELD: username}).first()
+    # One DELETE, and its count decides: of two owners removing the same user at once, one is told
+    # it is done and the other that the user is not on the list.
+    if user is None or not Event.moderators.through.objects.filter(event=event, user=user).delete()[0]:
+        raise ValidationError(f"{username} does not moderate this event")
+    return user
+
+
 def create_moderator(event: Event, username: str) -> tuple[AbstractBaseUser, str]:
     """A new plain user (not staff) who moderates ``event``, and its generated password.
 

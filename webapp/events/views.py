@@ -1,4 +1,4 @@
-"""The signed-in user's events, and an event's moderators (its owner adds them)."""
+"""The signed-in user's events, and an event's moderators (its owner adds and removes them)."""
 
 from __future__ import annotations
 
@@ -25,12 +25,12 @@ def mine(request: HttpRequest) -> HttpResponse:
 
 
 def get_owned_event(request: HttpRequest, code: str) -> Event:
-    """The event, if the signed-in user created it (staff own every event)."""
+    """The event, if the signed-in user created it (staff own every event); 404 or 403 otherwise."""
     event = Event.objects.by_code(code)
     if event is None:
         raise Http404("No event with that code.")
     if not event.is_owner(request.user):
-        raise PermissionDenied("Only the event's owner adds moderators.")
+        raise PermissionDenied("Only the event's owner changes its moderators.")
     return event
 
 
@@ -39,10 +39,11 @@ def get_owned_event(request: HttpRequest, code: str) -> Event:
 @require_http_methods(["GET", "POST"])
 @login_required(login_url=LOGIN_URL)
 def moderators(request: HttpRequest, code: str) -> HttpResponse:
-    """The event's moderators; its owner adds an existing user or creates one (password shown once)."""
+    """The event's moderators; its owner adds an existing user, creates one (password shown once) or
+    removes one. A refused change answers 400, its error under the form it came from."""
     event = get_owned_event(request, code)
-    forms = {"add": ModeratorForm(initial={"action": "add"}), "create": ModeratorForm(initial={"action": "create"})}
-    added, password = None, None
+    forms = {action: ModeratorForm(initial={"action": action}) for action, _ in ModeratorForm.ACTIONS}
+    added, password, removed = None, None, None
     if request.method == "POST":
         form = ModeratorForm(request.POST)
         if form.is_valid():
@@ -50,8 +51,10 @@ def moderators(request: HttpRequest, code: str) -> HttpResponse:
             try:
                 if action == "add":
                     added = actions.add_moderator(event, username)
-                else:
+                elif action == "create":
                     added, password = actions.create_moderator(event, username)
+                else:
+                    removed = actions.remove_moderator(event, username)
             except ValidationError as exc:
                 form.add_error("username", exc)
         if not form.is_valid():
@@ -63,5 +66,7 @@ def moderators(request: HttpRequest, code: str) -> HttpResponse:
         "forms": forms,
         "added": added,
         "password": password,
+        "removed": removed,
     }
-    return render(request, "events/moderators.html", context, status=200 if added or request.method == "GET" else 400)
+    changed = added or removed
+    return render(request, "events/moderators.html", context, status=200 if changed or request.method == "GET" else 400)
