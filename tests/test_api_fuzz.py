@@ -98,7 +98,7 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-MODERATION_ACTIONS = ["approve", "hide", "show", "answer", "unanswer", "pin", "unpin", "retry"]
+MODERATION_ACTIONS = ["approve", "hide", "show", "answer", "unanswer", "now", "not_now", "pin", "unpin", "retry"]
 
 
 @dataclass
@@ -333,6 +333,56 @@ def test_flag_verdicts_and_queues_never_answer_500(stored: Stored):
     run()
 
 
+def test_writing_answers_never_answers_500(stored: Stored):
+    answered: list[int] = []
+
+    @FUZZ
+    @given(data=st.data())
+    def run(data):
+        fresh_minute()
+        pk = data.draw(stored.ids())
+        body = data.draw(body_with("text"))
+        url = f"/api/questions/{pk}/answer"
+        mine = stored.event_of(pk) == "ALLHANDS"
+        response = stored.moderator.post(url, body, content_type="application/json")
+        assert response.status_code in ((200, 400, 409) if mine else (403, 404)), response.content
+        assert_400_names(response, "body", "text")
+        if response.status_code == 200 and response.json()["answer"]:
+            answered.append(pk)
+            answer = Question.objects.get(pk=pk).answer
+            assert len(answer) <= 2000 and not any(unicodedata.category(c) in ("Cf", "Cs") for c in answer)
+        outsider = data.draw(st.sampled_from(["attendee", "stranger"] + (["other_moderator"] if mine else [])))
+        assert getattr(stored, outsider).post(url, body, content_type="application/json").status_code in (403, 404)
+        stored.check_nothing_lost()
+
+    run()
+    assert answered  # the fuzzing reached the success path too
+
+
+def test_an_askers_edits_and_withdrawals_never_answer_500(stored: Stored):
+    """The asker's own PATCH and DELETE with any body: a 200, a 400 naming the field, or a 409 once
+    withdrawn; another attendee's, a 403; nothing stored by others changes."""
+    posted = stored.attendee.post("/api/events/ALLHANDS/questions", {"text": "Mine to edit?"}, "application/json")
+    own = posted.json()["id"]
+    edited: list[str] = []
+
+    @FUZZ
+    @given(body=body_with("text"), method=st.sampled_from(["patch", "patch", "patch", "delete"]))
+    def run(body: bytes, method: str):
+        fresh_minute()
+        response = getattr(stored.attendee, method)(f"/api/questions/{own}", body, content_type="application/json")
+        assert response.status_code in (200, 400, 409), response.content
+        assert_400_names(response, "body", "text")
+        if response.status_code == 200 and method == "patch":
+            edited.append(response.json()["text"])
+        other = stored.question_ids[0]
+        assert stored.attendee.patch(f"/api/questions/{other}", body, "application/json").status_code in (400, 403)
+        stored.check_nothing_lost()
+
+    run()
+    assert edited
+
+
 # --- the compare endpoint and the rest ----------------------------------------------------------
 
 
@@ -363,6 +413,7 @@ ROUTES = [
     "/api/questions/{}",
     "/api/questions/{}/vote",
     "/api/questions/{}/moderate",
+    "/api/questions/{}/answer",
     "/api/flags/{}/merge",
     "/api/flags/{}/dismiss",
     "/api/compare",
@@ -411,6 +462,8 @@ def test_the_reviews_hostile_bodies_on_every_post_route(stored: Stored, name: st
     routes = [
         ("/api/events/ALLHANDS/questions", stored.attendee, {400}),
         (f"/api/questions/{pk}/moderate", stored.moderator, {400}),
+        # Invisible text cleans to nothing: that removes the answer (a 200).
+        (f"/api/questions/{pk}/answer", stored.moderator, {200, 400}),
         ("/api/compare", stored.stranger, {400}),
         (f"/api/questions/{pk}/vote", stored.attendee, {200}),  # a vote reads no body
         (f"/api/flags/{flag}/dismiss", stored.moderator, {200, 409}),
