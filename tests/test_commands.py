@@ -77,6 +77,12 @@ def test_seed_demo_creates_paraphrases_that_get_flagged_and_is_idempotent():
     }
     flags = Flag.objects.filter(question__event=event).select_related("question", "matched")
     assert {(f.question.text, f.matched.text) for f in flags} <= worth_a_look
+    # One question on stage and one answered in writing, as at an event under way.
+    assert list(Question.objects.filter(event=event, now_answering=True).values_list("text", flat=True)) == [
+        "Is the hybrid work policy changing next quarter?"
+    ]
+    answered = Question.objects.get(event=event, answered=True)
+    assert answered.text == "Will there be a recording of this session?" and answered.answer.startswith("Yes")
     demo = User.objects.get(username="demo")
     assert event.is_moderator(demo) and not demo.is_staff and not demo.is_superuser
     assert "password unchanged" in run("seed_demo")

@@ -27,6 +27,13 @@ QUESTIONS = [
     ("Will there be a recording of this session?", []),
     ("What's the timeline for rewriting the mobile app?", []),
 ]
+# What the speaker is answering now, and a question already answered in writing.
+ON_STAGE = "Is the hybrid work policy changing next quarter?"
+ANSWERED = {
+    "Will there be a recording of this session?": (
+        "Yes: the recording and the slides go out by email tonight, and stay on the intranet."
+    ),
+}
 
 
 class Command(BaseCommand):
@@ -53,6 +60,9 @@ class Command(BaseCommand):
                 for voter in voters:
                     if question.status == Question.Status.VISIBLE:
                         actions.vote(question, f"demo-voter-{voter}")
+                if question.status == Question.Status.VISIBLE and text in ANSWERED:
+                    actions.write_answer(question, ANSWERED[text], moderator=None)
+            actions.moderate(Question.objects.get(event=event, text=ON_STAGE), "now")
             self.stdout.write(f"created the demo event {DEMO_CODE} with {len(QUESTIONS)} questions")
         self._moderator(event, reset_password)
 
