@@ -48,7 +48,8 @@ class Room:
 @pytest.fixture
 def room() -> Room:
     """An event in full swing: questions processed by the embedded functions (sentiment, flags), votes,
-    an open duplicate flag, a merged question, an answered, a pinned, a hidden and an awaiting one."""
+    an open duplicate flag, a merged question, one answered in writing, one on stage, a pinned, a
+    hidden and an awaiting one."""
     owner = User.objects.create_user("olga", password="pw-for-tests-only")
     moderator = User.objects.create_user("mod", password="pw-for-tests-only")
     stranger = User.objects.create_user("sam", password="pw-for-tests-only")
@@ -80,7 +81,8 @@ def room() -> Room:
     for new, earlier, kind in [(asked[PARAPHRASE], asked[ORIGINAL], "duplicate"), (video, asked[KEYNOTE], "related")]:
         Flag.objects.get_or_create(question=new, matched=earlier, defaults={"kind": kind, "similarity": 0.8})
     actions.merge(video, asked[KEYNOTE], moderator=moderator)
-    actions.moderate(asked["When will the office in Lisbon open?"], "answer", moderator)
+    actions.write_answer(asked["When will the office in Lisbon open?"], "In the spring, on the old harbour.", moderator)
+    actions.moderate(asked["Which metrics tell you that the redesign worked?"], "now", moderator)
     actions.moderate(asked["Could you say more about the hiring plan?"], "pin", moderator)
     actions.moderate(asked["Buy cheap watches at example dot com"], "hide", moderator)
     Question.objects.create(
@@ -153,6 +155,14 @@ def attendee_suggestions(page: Page) -> None:
     expect(page.locator("#suggestion-list > li", has_text=ORIGINAL)).to_be_visible()
 
 
+def attendee_answered(page: Page) -> None:
+    page.goto(f"/e/{CODE}/")
+    expect(page.locator("#now-text")).to_have_text("Which metrics tell you that the redesign worked?")
+    page.get_by_role("tab", name=re.compile("^Answered")).click()
+    expect(page.locator("#answered-list > li")).to_have_count(1)
+    expect(page.locator("#answered-list .answer-text")).to_have_text("In the spring, on the old harbour.")
+
+
 def attendee_mine(page: Page) -> None:
     attendee(page)
     page.get_by_role("tab", name=re.compile("^Mine")).click()
@@ -207,6 +217,7 @@ PAGES: dict[str, tuple[str | None, Callable[[Page], None]]] = {
     "my-events": ("owner", my_events),
     "attendee": (None, attendee),
     "attendee-suggestions": (None, attendee_suggestions),
+    "attendee-answered": (None, attendee_answered),
     "attendee-mine": (None, attendee_mine),
     "presenter": (None, presenter),
     "moderate": ("owner", moderate),
@@ -218,19 +229,8 @@ PAGES: dict[str, tuple[str | None, Callable[[Page], None]]] = {
 }
 
 
-# The vote buttons' aria-label ("Upvote (3 votes)") does not contain their visible text ("▲ 3", or
-# "▲ Upvote instead" in the suggestions) as a word: WCAG 2.5.3 Label in Name. They are written in
-# templates/questions/_question.html and static/questions/attendee.js (voteButton), which the
-# accessibility work does not edit; the fix: aria-label "Upvote, 3 votes", "You upvoted this, 3 votes",
-# "Upvote instead, 3 votes".
-KNOWN = {
-    name: pytest.mark.xfail(strict=False, reason="axe label-content-name-mismatch on the vote buttons (WCAG 2.5.3)")
-    for name in ("attendee", "attendee-suggestions")
-}
-
-
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
-@pytest.mark.parametrize("name", [pytest.param(name, marks=KNOWN.get(name, ())) for name in PAGES])
+@pytest.mark.parametrize("name", list(PAGES))
 def test_page_has_no_serious_accessibility_violations(room: Room, new_page, name: str, viewport: dict[str, int]):
     who, visit = PAGES[name]
     page = new_page(room.users[who], viewport=viewport)
@@ -270,3 +270,59 @@ def test_an_attendee_asks_and_votes_with_the_keyboard_alone(room: Room, new_page
     expect(keynote.locator("button.vote")).to_be_disabled()
     page.close()  # no poll may hold the test database's tables while the test reads them
     assert Question.objects.get(text=KEYNOTE).vote_count == 2
+
+
+# --- the keyboard's focus can be seen -------------------------------------------------------------
+
+FOCUS = """() => {
+  const el = document.activeElement, style = getComputedStyle(el);
+  let behind = el.parentElement;
+  while (behind && getComputedStyle(behind).backgroundColor === "rgba(0, 0, 0, 0)") behind = behind.parentElement;
+  return {style: style.outlineStyle, width: parseFloat(style.outlineWidth), color: style.outlineColor,
+          background: behind ? getComputedStyle(behind).backgroundColor : "rgb(255, 255, 255)"};
+}"""
+
+
+def luminance(css_color: str) -> float:
+    channels = [int(c) / 255 for c in re.findall(r"\d+", css_color)[:3]]
+    r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: str, b: str) -> float:
+    light, dark = sorted([luminance(a), luminance(b)], reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def assert_focus_ring(page: Page) -> None:
+    ring = page.evaluate(FOCUS)
+    assert ring["style"] == "solid" and ring["width"] >= 2, ring
+    # WCAG 1.4.11: what shows a component's state stands 3:1 from what is beside it.
+    assert contrast(ring["color"], ring["background"]) >= 3, ring
+
+
+# static/questions/questions.css sets its own focus colour (2:1 on white) until its edit is committed.
+NEEDS_QUESTIONS_CSS = pytest.mark.xfail(strict=False, reason="questions.css :focus-visible is #f0a500 (2.1:1)")
+
+
+@pytest.mark.parametrize(
+    ("who", "path"),
+    [
+        pytest.param(None, "/", id="home"),
+        pytest.param(None, "/accounts/login/", id="login"),
+        pytest.param(None, f"/e/{CODE}/", id="attendee", marks=NEEDS_QUESTIONS_CSS),
+        pytest.param("owner", f"/e/{CODE}/moderate/", id="moderate", marks=NEEDS_QUESTIONS_CSS),
+        pytest.param("owner", f"/e/{CODE}/dashboard/", id="dashboard"),
+    ],
+)
+def test_the_keyboard_focus_stands_out(room: Room, new_page, who: str | None, path: str):
+    page = new_page(room.users[who])
+    page.goto(path)
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement !== document.body")
+    assert_focus_ring(page)
+    if "/moderate/" in path:
+        expect(page.locator("#flags > li").first).to_be_visible()
+        page.keyboard.press("j")  # the moderators' keys move the focus through the flags
+        expect(page.locator("#flags > li").first).to_be_focused()
+        assert_focus_ring(page)
