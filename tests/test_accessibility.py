@@ -169,6 +169,18 @@ def attendee_mine(page: Page) -> None:
     expect(page.locator("#mine > li")).to_have_count(1)
 
 
+def attendee_editing(page: Page) -> None:
+    attendee(page)
+    page.locator("#questions > li", has_text="parking").get_by_role("button", name="Edit").click()
+    expect(page.get_by_role("textbox", name="Edit your question")).to_be_focused()
+
+
+def attendee_withdrawing(page: Page) -> None:
+    attendee_mine(page)
+    page.locator("#mine > li").get_by_role("button", name="Withdraw").click()
+    expect(page.get_by_role("group", name="Withdraw your question")).to_be_visible()
+
+
 def presenter(page: Page) -> None:
     page.goto(f"/e/{CODE}/present/")
     expect(page.locator("#present-list > li").first).to_be_visible()
@@ -179,6 +191,12 @@ def moderate(page: Page) -> None:
     expect(page.locator("#flags > li").first).to_be_visible()
     expect(page.locator("#visible > li").first).to_be_visible()
     expect(page.locator("#awaiting > li")).to_have_count(1)
+
+
+def moderate_answering(page: Page) -> None:
+    moderate(page)
+    page.locator("#visible > li").first.get_by_role("button", name=re.compile("answer$")).click()
+    expect(page.get_by_role("textbox", name=re.compile("^Answer to:"))).to_be_focused()
 
 
 def moderators(page: Page) -> None:
@@ -219,8 +237,11 @@ PAGES: dict[str, tuple[str | None, Callable[[Page], None]]] = {
     "attendee-suggestions": (None, attendee_suggestions),
     "attendee-answered": (None, attendee_answered),
     "attendee-mine": (None, attendee_mine),
+    "attendee-editing": (None, attendee_editing),
+    "attendee-withdrawing": (None, attendee_withdrawing),
     "presenter": (None, presenter),
     "moderate": ("owner", moderate),
+    "moderate-answering": ("owner", moderate_answering),
     "moderators": ("owner", moderators),
     "moderators-refused": ("owner", moderators_refused),
     "dashboard": ("moderator", dashboard),
@@ -301,17 +322,13 @@ def assert_focus_ring(page: Page) -> None:
     assert contrast(ring["color"], ring["background"]) >= 3, ring
 
 
-# static/questions/questions.css sets its own focus colour (2:1 on white) until its edit is committed.
-NEEDS_QUESTIONS_CSS = pytest.mark.xfail(strict=False, reason="questions.css :focus-visible is #f0a500 (2.1:1)")
-
-
 @pytest.mark.parametrize(
     ("who", "path"),
     [
         pytest.param(None, "/", id="home"),
         pytest.param(None, "/accounts/login/", id="login"),
-        pytest.param(None, f"/e/{CODE}/", id="attendee", marks=NEEDS_QUESTIONS_CSS),
-        pytest.param("owner", f"/e/{CODE}/moderate/", id="moderate", marks=NEEDS_QUESTIONS_CSS),
+        pytest.param(None, f"/e/{CODE}/", id="attendee"),
+        pytest.param("owner", f"/e/{CODE}/moderate/", id="moderate"),
         pytest.param("owner", f"/e/{CODE}/dashboard/", id="dashboard"),
     ],
 )
