@@ -26,6 +26,8 @@ PAGES = {
     "moderate": "/e/DEMO/moderate/",
     "present": "/e/DEMO/present/",
     "dashboard": "/e/DEMO/dashboard/",
+    "events": "/events/",
+    "moderators": "/e/DEMO/moderators/",
     "models": "/models/",
 }
 SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
@@ -54,20 +56,26 @@ def _size(browser, url: str, size: str, password: str, out: Path) -> list[Path]:
     context = browser.new_context(base_url=url, viewport={"width": width, "height": height})
     page = context.new_page()
     page.goto("/accounts/login/")
+    written = [_shot(page, out / f"login-{size}.png", size)]
     page.fill("#id_username", "demo")
     page.fill("#id_password", password)
     page.press("#id_password", "Enter")
     page.wait_for_load_state("networkidle")
-    written = []
     for name, path in PAGES.items():
         page.goto(path)
         page.wait_for_load_state("networkidle")
         page.wait_for_timeout(800)  # the first poll's answer drawn
-        target = out / f"{name}-{size}.png"
-        page.screenshot(path=str(target), full_page=size == "phone")
-        written.append(target)
+        written.append(_shot(page, out / f"{name}-{size}.png", size))
+        if name == "attendee":  # the answered questions, with their answers, are a tab of their own
+            page.get_by_role("tab", name="Answered").click()
+            written.append(_shot(page, out / f"attendee-answered-{size}.png", size))
     context.close()
     return written
+
+
+def _shot(page, target: Path, size: str) -> Path:
+    page.screenshot(path=str(target), full_page=size == "phone")
+    return target
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -85,6 +85,7 @@ def test_seed_demo_creates_paraphrases_that_get_flagged_and_is_idempotent():
     assert answered.text == "Will there be a recording of this session?" and answered.answer.startswith("Yes")
     demo = User.objects.get(username="demo")
     assert event.is_moderator(demo) and not demo.is_staff and not demo.is_superuser
+    assert Event.objects.get(code="DEMO").is_owner(demo)
     assert "password unchanged" in run("seed_demo")
     assert Event.objects.filter(code="DEMO").count() == 1
 

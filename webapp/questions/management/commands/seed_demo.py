@@ -67,7 +67,8 @@ class Command(BaseCommand):
         self._moderator(event, reset_password)
 
     def _moderator(self, event: Event, reset_password: bool) -> None:
-        """The user ``demo`` moderates the demo event only: its password is printed, so it gets no staff rights.
+        """The user ``demo`` moderates (and owns) the demo event only: its password is printed, so it gets
+        no staff rights.
 
         Its password is DEMO_PASSWORD when set (applied again when it changed), else generated and
         printed on the first run and on ``--reset-password``.
@@ -92,6 +93,9 @@ class Command(BaseCommand):
                 user.save(update_fields=["is_staff", "is_superuser"])
                 self.stdout.write("the demo user is no longer staff: it moderates the demo event only")
             event.moderators.add(user)
+            if event.created_by_id is None:
+                # Its owner too, so the demo shows the moderators page (for this event only).
+                Event.objects.filter(pk=event.pk).update(created_by=user)
         if not changed:
             self.stdout.write(
                 "moderator login: demo, password unchanged (python manage.py seed_demo --reset-password "
