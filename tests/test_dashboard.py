@@ -105,10 +105,11 @@ def test_distribution_counts_labels(event: Event):
     }
 
 
-def test_most_negative_ranks_by_negative_score_and_skips_merged(event: Event):
+def test_most_negative_ranks_by_negative_score_and_skips_merged_and_withdrawn(event: Event):
     original = add(event, "mild", T0, "neutral", negative=0.3)
     add(event, "angry", T0, "negative", negative=0.95)
     add(event, "angry twin", T0, "negative", negative=0.99, status=Question.Status.MERGED, merged_into=original)
+    add(event, "taken back", T0, "negative", negative=0.98, status=Question.Status.WITHDRAWN)
     add(event, "sad", T0, "negative", negative=0.7)
     add(event, "happy", T0, "positive")
     add(event, "unscored", T0)

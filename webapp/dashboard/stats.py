@@ -81,10 +81,11 @@ def timeline(questions: QuerySet[Question], step: int | None = None) -> tuple[in
 
 
 def most_negative(questions: QuerySet[Question], limit: int = MOST_NEGATIVE) -> list[dict[str, Any]]:
-    """The questions with the highest negative score; merged ones are left to their original."""
+    """The questions with the highest negative score; merged ones are left to their original, and
+    withdrawn ones to no one (their asker took them back)."""
     rows = (
         questions.exclude(sentiment_scores__isnull=True)
-        .exclude(status=Question.Status.MERGED)
+        .exclude(status__in=[Question.Status.MERGED, Question.Status.WITHDRAWN])
         .values("id", "text", "status", "vote_count", "sentiment_label", "sentiment_scores")
     )
 
