@@ -11,7 +11,7 @@ from django.test import Client
 from playwright.sync_api import Browser, expect
 
 from webapp.events.models import Event
-from webapp.questions import api
+from webapp.questions import listing
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,8 +22,8 @@ def test_an_open_page_polls_for_304s_and_shows_a_new_question_within_two_seconds
     Event.create("Platform all-hands", code="ALLHANDS")
     # The view runs only for a full answer; a 304 is answered before it (Chromium hands the page
     # its cached body, so the page sees 200 either way).
-    built, event_by_code = [], api.event_by_code
-    monkeypatch.setattr(api, "event_by_code", lambda code: built.append(code) or event_by_code(code))
+    built, answer = [], listing.listing
+    monkeypatch.setattr(listing, "listing", lambda *args: built.append(args) or answer(*args))
     context = browser.new_context(base_url=live_server.url)
     page = context.new_page()
     polls: list[str | None] = []

@@ -22,7 +22,7 @@ from webapp.core import jsonapi, ratelimit
 from webapp.core.inference import functions
 from webapp.core.jsonapi import ApiError, body_json, event_by_code, require_moderator, text_field
 from webapp.events.codes import is_valid, normalise
-from webapp.questions import actions, live
+from webapp.questions import actions, listing, live
 from webapp.questions.attendees import Attendee, attendee_id, current
 from webapp.questions.models import MAX_ANSWER_CHARS, MAX_NAME_CHARS, MAX_QUESTION_CHARS, Flag, Question, Vote
 from webapp.questions.serialize import flag_json, flags_json, question_json
@@ -117,8 +117,8 @@ def no_cache(view: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
 @condition(etag_func=list_etag)
 @api
 def event_questions(request: HttpRequest, code: str) -> tuple[dict[str, Any], int]:
-    event = event_by_code(code)
     if request.method == "POST":
+        event = event_by_code(code)
         me = require_attendee(request)
         data = body_json(request)
         text = text_field(data, "text", MAX_QUESTION_CHARS, required=True)
@@ -132,26 +132,12 @@ def event_questions(request: HttpRequest, code: str) -> tuple[dict[str, Any], in
     sort = request.GET.get("sort", "votes")
     if sort not in ("votes", "time"):
         raise ApiError(400, "sort: votes or time", "sort")
-    public = Question.objects.for_event(event).public()
-    public = public.by_votes() if sort == "votes" else public.by_time()
-    public_rows = list(public[:500])
-    me = attendee_id(request)
-    mine_rows: list[Question] = []
-    voted: set[int] = set()
-    if me is not None:
-        mine = Question.objects.for_event(event).filter(attendee=me).exclude(status=Question.Status.VISIBLE)
-        mine_rows = list(mine.order_by("-created_at")[:50])
-        voted = set(Vote.objects.filter(question__event=event, attendee=me).values_list("question_id", flat=True))
-    # Race: a question merged or hidden between the two queries would be in both lists (each
-    # statement reads its own snapshot on PostgreSQL), and the page would show it twice. The
-    # second query is the newer state.
-    newer = {q.pk for q in mine_rows}
-    on_stage = next((q.pk for q in public_rows if q.now_answering), None)
-    return {
-        "event": {"code": event.code, "title": event.title, "open": event.is_open, "now_answering": on_stage},
-        "questions": [question_json(q, me, voted=q.pk in voted) for q in public_rows if q.pk not in newer],
-        "mine": [question_json(q, me) for q in mine_rows],
-    }, 200
+    # The event, its questions in order and their JSON come from this process's snapshot of the
+    # event's version: no query unless the event changed (webapp/questions/listing.py).
+    data = listing.listing(normalise(code), sort, attendee_id(request))
+    if data is None:
+        raise ApiError(404, "no event with that code")
+    return data, 200
 
 
 @require_http_methods(["GET", "PATCH", "DELETE"])

@@ -126,6 +126,8 @@ class Vote(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["question", "attendee"], name="one_vote_per_attendee")]
+        # Every poll of the list reads the asker's votes in the event (webapp/questions/listing.py).
+        indexes = [models.Index(fields=["attendee"], name="questions_vote_attendee_idx")]
 
     def __str__(self) -> str:
         return f"vote on {self.question_id}"
