@@ -26,9 +26,9 @@ from webapp.questions.serialize import question_json
 
 MAX_ROWS = 500
 MAX_MINE = 50
-# Snapshots kept per process: one per (event, sort) is what matters; a few spare for the moment
-# between a new version and the last polls of the old one.
-MAX_SNAPSHOTS = 256
+# Snapshots kept per process: the latest version of each (event, sort) polled, least recently used
+# dropped past this many (a snapshot of 500 questions is about 1 MB).
+MAX_SNAPSHOTS = 64
 # What no row of the list shows: the vector (1.5 KB a question) and the processing details.
 UNSHOWN = ("vector", "timings", "last_error")
 
@@ -41,7 +41,7 @@ class Snapshot:
     event_json: dict[str, Any] = field(default_factory=dict)
 
 
-_snapshots: OrderedDict[tuple[str, str, str], Snapshot] = OrderedDict()
+_snapshots: OrderedDict[tuple[str, str], tuple[str, Snapshot]] = OrderedDict()  # (code, sort) -> (version, it)
 _lock = threading.Lock()
 
 
@@ -53,13 +53,13 @@ def snapshot(code: str, sort: str) -> Snapshot | None:
     if not codes.is_valid(code):
         return None
     version = live.version(code)
-    key = (code, sort, version or "")
+    key = (code, sort)
     if version is not None:
         with _lock:
             found = _snapshots.get(key)
-            if found is not None:
+            if found is not None and found[0] == version:
                 _snapshots.move_to_end(key)
-                return found
+                return found[1]
     event = Event.objects.by_code(code)
     if event is None:
         return None
@@ -74,7 +74,10 @@ def snapshot(code: str, sort: str) -> Snapshot | None:
     )
     if version is not None:
         with _lock:
-            _snapshots[key] = built
+            # Race: a poll that read the version before a change may store its snapshot after one
+            # of the newer version; the next poll of the newer version then reads the list again
+            # (one more read, never an answer older than its version).
+            _snapshots[key] = (version, built)
             _snapshots.move_to_end(key)
             while len(_snapshots) > MAX_SNAPSHOTS:
                 _snapshots.popitem(last=False)
