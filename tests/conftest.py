@@ -127,12 +127,15 @@ def still_clock(monkeypatch) -> float:
 @pytest.fixture(autouse=True)
 def _processing_waits_in_tests(settings):
     """Tests read a posted question's processing from the POST's answer: let it wait for it.
+    (And votes bump the live version at once.)
 
     The bounded wait of the embedded default (QUESTION_INLINE_WAIT_S) has its own tests
     (tests/test_embedded_load.py), and no sweeper runs in the test process.
     """
     settings.QUESTION_INLINE_WAIT_S = 120
     settings.QUESTION_SWEEP_IN_WEB = False
+    # Every vote shows at once; the coalescing of votes has its own tests (tests/test_live_votes.py).
+    settings.LIVE_VOTE_WINDOW_S = 0
 
 
 def attendee_client(code: str = "ALLHANDS", **defaults: Any):

@@ -269,6 +269,11 @@ INDEX_HNSW_MIN_VECTORS = envint("INDEX_HNSW_MIN_VECTORS", 50_000, minimum=1)
 # many vectors in all (about 1.5 KB each: 200,000 is some 300 MB; python -m benchmarks.index_cache).
 INDEX_CACHE_MAX_VECTORS = envint("INDEX_CACHE_MAX_VECTORS", 200_000, minimum=1)
 
+# Votes change an event's live version (webapp/questions/live.py) at most once in this many
+# seconds: in a voting room the polls between two bumps share one read of the list (listing.py).
+# Others see a vote within this and a poll interval (1.5 s); 0: every vote bumps.
+LIVE_VOTE_WINDOW_S = envfloat("LIVE_VOTE_WINDOW_S", 0.5, minimum=0)
+
 # Rate limits on the public endpoints, per attendee (the per-address limits are ten times these).
 POSTS_PER_MINUTE = envint("POSTS_PER_MINUTE", 6, minimum=1)
 POSTS_PER_MINUTE_PER_ADDRESS = envint("POSTS_PER_MINUTE_PER_ADDRESS", 60, minimum=1)

@@ -62,7 +62,7 @@ def vote(question: Question, attendee: str) -> bool:
         with transaction.atomic():
             Vote.objects.create(question=question, attendee=attendee)
             Question.objects.filter(pk=question.pk).update(vote_count=F("vote_count") + 1)
-            live.changed(question.event.code)
+            live.voted(question.event.code)
     except IntegrityError:
         return False
     return True

@@ -9,7 +9,15 @@ questions and votes) and ``Cache-Control: no-cache``: the browser asks again wit
 ``If-None-Match``, and an unchanged event is a 304 read from the cache alone, with no query.
 
 The version is bumped after commit and read before the list is, so an answer is never older than
-its ETag says: at worst newer, which costs one more full answer, never a missed change. A version
+its ETag says: at worst newer, which costs one more full answer, never a missed change.
+
+Votes are coalesced: a room of 1,000 votes a hundred times a second or more, and a version per
+vote would make every poll a full answer read for that poll alone. The first vote after a quiet
+``LIVE_VOTE_WINDOW_S`` bumps at once; later ones only count themselves (``votes``), and the first
+poll that finds uncounted votes once the window has passed bumps for them. A poll records which
+count its bump covered (``seen``) from a read made before the bump, so a vote arriving meanwhile
+stays uncounted and gets the next bump: no vote is hidden for good, and others see it within the
+window and a poll interval. A version
 the cache lost (evicted, restarted) is replaced by a new one: again one more full answer. Several
 web processes need a shared cache (``REDIS_URL`` or ``CACHE_URL``: settings.py), as the rate
 limits do; deploy/gunicorn.conf.py starts one process without one.
@@ -20,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import time
 
 from django.core.cache import cache
 from django.db import transaction
@@ -31,17 +40,23 @@ log = logging.getLogger(__name__)
 TTL_S = 3600
 
 
-def _key(code: str) -> str:
-    return f"live:{code}"
+def _key(code: str, part: str = "") -> str:
+    return f"live{part}:{code}"
 
 
 def version(code: str) -> str | None:
     """The event's current version (a new one when the cache has none); None when the cache is down."""
+    keys = {name: _key(code, name) for name in ("", "-votes", "-seen", "-bumped")}
     try:
-        current = cache.get(_key(code))
+        found = cache.get_many(list(keys.values()))
+        current = found.get(keys[""])
+        votes, seen, bumped = (found.get(keys[name]) for name in ("-votes", "-seen", "-bumped"))
+        if votes is not None and votes != seen and time.time() - (bumped or 0.0) >= _window():
+            # Uncounted votes, and the window since the last bump has passed: a version for them.
+            return _bump(code, seen=votes)
         if current is None:
-            cache.add(_key(code), secrets.token_hex(6), timeout=TTL_S)
-            current = cache.get(_key(code))
+            cache.add(keys[""], secrets.token_hex(6), timeout=TTL_S)
+            current = cache.get(keys[""])
     except RedisError as exc:
         log.warning("live version of %s unreadable, answering in full: %s", code, exc)
         return None
@@ -53,13 +68,42 @@ def changed(code: str) -> None:
     transaction.on_commit(lambda: _bump(code))
 
 
-def _bump(code: str) -> None:
+def voted(code: str) -> None:
+    """A vote changed the event's list: counted after commit, shown by a bump at most once a window."""
+    transaction.on_commit(lambda: _vote(code))
+
+
+def _window() -> float:
+    from django.conf import settings
+
+    return settings.LIVE_VOTE_WINDOW_S
+
+
+def _vote(code: str) -> None:
     try:
-        cache.set(_key(code), secrets.token_hex(6), timeout=TTL_S)
+        cache.add(_key(code, "-votes"), 0, timeout=TTL_S)
+        votes = cache.incr(_key(code, "-votes"))
+        if time.time() - (cache.get(_key(code, "-bumped")) or 0.0) >= _window():
+            _bump(code, seen=votes)  # the first vote of a quiet spell shows at once
+    except (RedisError, ValueError) as exc:  # ValueError: the counter expired between add and incr
+        log.warning("vote on %s not counted for the live version, bumping: %s", code, exc)
+        _bump(code)
+
+
+def _bump(code: str, seen: int | None = None) -> str | None:
+    """A new version (returned); ``seen``: the vote count it covers, read before it was made."""
+    new = secrets.token_hex(6)
+    values = {_key(code): new, _key(code, "-bumped"): time.time()}
+    if seen is not None:
+        values[_key(code, "-seen")] = seen
+    try:
+        cache.set_many(values, timeout=TTL_S)
     except RedisError as exc:
         # Polls read no version while the cache is down (full answers), and a lost bump is
         # corrected by the next change; log it.
         log.warning("live version of %s not bumped: %s", code, exc)
+        return None
+    return new
 
 
 def etag(code: str, *parts: str | None) -> str | None:
