@@ -92,7 +92,7 @@ def test_an_unknown_or_malformed_code_is_a_404_without_a_snapshot():
 def test_a_process_keeps_one_snapshot_per_event_and_sort(event: Event):
     asker = attendee_client()
     qid = ask(asker, "Will the slides be shared after the talk?")
-    for i in range(20):  # twenty votes, twenty versions
+    for _ in range(20):  # twenty votes, twenty versions
         assert attendee_client().post(f"/api/questions/{qid}/vote").status_code == 200
         poll(asker)
         assert asker.get(URL + "?sort=time").status_code == 200
