@@ -112,6 +112,24 @@ def event():
 
 
 @pytest.fixture
+def owner():
+    """The user who created the event, in the modules whose ``event`` names one."""
+    from django.contrib.auth.models import User
+
+    return User.objects.create_user("olga", password="pw-for-tests-only")
+
+
+@pytest.fixture
+def moderator(event):
+    """A plain user who moderates ``event`` (the module's own ``event`` where it has one)."""
+    from django.contrib.auth.models import User
+
+    user = User.objects.create_user("mod", password="pw-for-tests-only")
+    event.moderators.add(user)
+    return user
+
+
+@pytest.fixture
 def still_clock(monkeypatch) -> float:
     """Rate limits count per fixed minute: a test that runs across a minute boundary would get a
     fresh window halfway through. Stop the limiter's clock in the middle of a minute."""

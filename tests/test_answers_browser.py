@@ -20,13 +20,6 @@ CODE = "ALLHANDS"
 PHONE = {"width": 390, "height": 844}
 
 
-@pytest.fixture
-def moderator(event: Event) -> User:
-    user = User.objects.create_user("mod", password="pw-for-tests-only")
-    event.moderators.add(user)
-    return user
-
-
 def ask(page: Page, text: str) -> None:
     page.locator("#ask-text").fill(text)
     page.get_by_role("button", name="Send question").click()

@@ -42,13 +42,6 @@ def policy(header: str) -> dict[str, set[str]]:
     return {name: set(values) for name, *values in directives}
 
 
-@pytest.fixture
-def moderator(event: Event) -> User:
-    user = User.objects.create_user("mod", password="pw-for-tests-only")
-    event.moderators.add(user)
-    return user
-
-
 @pytest.mark.parametrize("path", PAGES)
 def test_every_page_sends_the_policy_and_runs_no_inline_code(event: Event, moderator: User, path: str):
     client = Client()

@@ -20,20 +20,8 @@ CODE = "ALLHANDS"
 
 
 @pytest.fixture
-def owner() -> User:
-    return User.objects.create_user("olga", password="pw-for-tests-only")
-
-
-@pytest.fixture
 def event(owner: User) -> Event:
     return Event.create("Platform all-hands", code=CODE, created_by=owner)
-
-
-@pytest.fixture
-def moderator(event: Event) -> User:
-    user = User.objects.create_user("mod", password="pw-for-tests-only")
-    event.moderators.add(user)
-    return user
 
 
 def question(event: Event, text: str) -> Question:

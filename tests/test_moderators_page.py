@@ -26,20 +26,8 @@ def _fast_hashes(settings) -> None:
 
 
 @pytest.fixture
-def owner() -> User:
-    return User.objects.create_user("olga", password="pw-for-tests-only")
-
-
-@pytest.fixture
 def event(owner: User) -> Event:
     return Event.create("Platform all-hands", code="ALLHANDS", created_by=owner)
-
-
-@pytest.fixture
-def moderator(event: Event) -> User:
-    user = User.objects.create_user("mod", password="pw-for-tests-only")
-    event.moderators.add(user)
-    return user
 
 
 def signed_in(user: User, **defaults) -> Client:

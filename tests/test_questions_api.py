@@ -23,13 +23,6 @@ def client(event: Event) -> Client:
     return attendee_client()
 
 
-@pytest.fixture
-def moderator(event: Event) -> User:
-    user = User.objects.create_user("mod", password="pw-for-tests-only")
-    event.moderators.add(user)
-    return user
-
-
 def post(client: Client, url: str, data) -> tuple[int, dict]:
     response = client.post(url, json.dumps(data), content_type="application/json")
     return response.status_code, response.json()
