@@ -144,17 +144,16 @@
         ),
       );
     }
-    const field = h("textarea", {
-      class: "edit-text",
-      rows: "3",
-      maxlength: String(page.maxChars),
-      "aria-label": "Edit your question",
-      dataset: { control: "edit-text" },
-    });
-    field.value = changing.draft;
-    field.addEventListener("input", () => {
-      changing.draft = field.value;
-    });
+    const field = Live.draftField(
+      {
+        class: "edit-text",
+        rows: "3",
+        maxlength: String(page.maxChars),
+        "aria-label": "Edit your question",
+        dataset: { control: "edit-text" },
+      },
+      changing,
+    );
     return h(
       "form",
       { class: "body edit-form", dataset: { form: "edit" } },

@@ -62,6 +62,17 @@ const Live = (() => {
     return node;
   }
 
+  // A textarea that keeps its text in holder.draft as it is typed: a row rebuilt by a poll while
+  // someone writes in it (an edit, an answer) gets the text back from there.
+  function draftField(attrs, holder) {
+    const field = h("textarea", attrs);
+    field.value = holder.draft;
+    field.addEventListener("input", () => {
+      holder.draft = field.value;
+    });
+    return field;
+  }
+
   // Calls fn now and then every `ms` after it settles (no overlapping requests); stops while the
   // tab is hidden and catches up as soon as it is shown again.
   function poll(fn, ms) {
@@ -166,5 +177,5 @@ const Live = (() => {
     return `${Math.round(x * 100)}%`;
   }
 
-  return { pageData, call, withId, h, poll, syncList, flash, percent };
+  return { pageData, call, withId, h, draftField, poll, syncList, flash, percent };
 })();

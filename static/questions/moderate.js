@@ -158,17 +158,16 @@
 
   // A question's row while its answer is written: the form, shown to attendees once saved.
   function renderWriting(q) {
-    const field = h("textarea", {
-      class: "edit-text",
-      rows: "4",
-      maxlength: String(page.maxAnswerChars),
-      "aria-label": `Answer to: ${q.text}`,
-      dataset: { control: "answer-text" },
-    });
-    field.value = writing.draft;
-    field.addEventListener("input", () => {
-      writing.draft = field.value;
-    });
+    const field = Live.draftField(
+      {
+        class: "edit-text",
+        rows: "4",
+        maxlength: String(page.maxAnswerChars),
+        "aria-label": `Answer to: ${q.text}`,
+        dataset: { control: "answer-text" },
+      },
+      writing,
+    );
     return item(
       "visible",
       q.id,

@@ -94,7 +94,9 @@ def list_etag(request: HttpRequest, code: str) -> str | None:
     code = normalise(code)
     if request.method != "GET" or not is_valid(code):
         return None
-    return live.etag(code, attendee_id(request), request.GET.get("sort", "votes"))
+    # The view reads the list at this same version (one cache read a poll, and the answer matches its ETag).
+    request.live_version = live.version(code)
+    return live.tag(request.live_version, attendee_id(request), request.GET.get("sort", "votes"))
 
 
 def no_cache(view: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
@@ -134,7 +136,7 @@ def event_questions(request: HttpRequest, code: str) -> tuple[dict[str, Any], in
         raise ApiError(400, "sort: votes or time", "sort")
     # The event, its questions in order and their JSON come from this process's snapshot of the
     # event's version: no query unless the event changed (webapp/questions/listing.py).
-    data = listing.listing(normalise(code), sort, attendee_id(request))
+    data = listing.listing(normalise(code), sort, attendee_id(request), getattr(request, "live_version", None))
     if data is None:
         raise ApiError(404, "no event with that code")
     return data, 200

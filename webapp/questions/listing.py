@@ -20,7 +20,6 @@ from typing import Any
 
 from webapp.events import codes
 from webapp.events.models import Event
-from webapp.questions import live
 from webapp.questions.models import Question, Vote
 from webapp.questions.serialize import question_json
 
@@ -45,14 +44,14 @@ _snapshots: OrderedDict[tuple[str, str], tuple[str, Snapshot]] = OrderedDict()  
 _lock = threading.Lock()
 
 
-def snapshot(code: str, sort: str) -> Snapshot | None:
-    """The event's public questions in ``sort`` order (votes or time); None for no such event.
+def snapshot(code: str, sort: str, version: str | None) -> Snapshot | None:
+    """The event's public questions in ``sort`` order (votes or time) at ``version``, the event's
+    live version read by the caller (None: the cache is down, nothing kept); None for no such event.
 
     ``code`` is normalised (webapp/events/codes.py), as the cache's version key is.
     """
     if not codes.is_valid(code):
         return None
-    version = live.version(code)
     key = (code, sort)
     if version is not None:
         with _lock:
@@ -84,9 +83,10 @@ def snapshot(code: str, sort: str) -> Snapshot | None:
     return built
 
 
-def listing(code: str, sort: str, me: str | None) -> dict[str, Any] | None:
-    """What the question list answers ``me`` (an attendee id, or None); None for no such event."""
-    snap = snapshot(code, sort)
+def listing(code: str, sort: str, me: str | None, version: str | None) -> dict[str, Any] | None:
+    """What the question list answers ``me`` (an attendee id, or None) at ``version``; None for no
+    such event."""
+    snap = snapshot(code, sort, version)
     if snap is None:
         return None
     mine_rows: list[Question] = []

@@ -108,7 +108,11 @@ def _bump(code: str, seen: int | None = None) -> str | None:
 
 def etag(code: str, *parts: str | None) -> str | None:
     """An ETag for an answer about the event that also depends on ``parts`` (who asks, the sort)."""
-    current = version(code)
+    return tag(version(code), *parts)
+
+
+def tag(current: str | None, *parts: str | None) -> str | None:
+    """The ETag of an answer read at version ``current`` (None: the cache is down, no ETag)."""
     if current is None:
         return None
     who = hashlib.blake2s("\x00".join(p or "" for p in parts).encode(), digest_size=6).hexdigest()
